@@ -1,0 +1,34 @@
+# Two commands that work on a fresh machine (Python 3.10+ with venv):
+#   make demo   set up .venv and check the models shipped in fixtures/
+#   make test   set up .venv and run the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP_FLAGS ?= -q --disable-pip-version-check
+
+.PHONY: demo test install fixtures bench clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install $(PIP_FLAGS) --upgrade pip
+	# constraints.txt pins torch==2.13.0 (the CPU build); the package metadata keeps honest ranges
+	$(PY) -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[all,test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	-$(VENV)/bin/initcheck fixtures/healthy_mlp.pt
+	-$(VENV)/bin/initcheck fixtures/broken_cnn.safetensors
+
+test: install
+	$(PY) -m pytest -q
+
+fixtures: install
+	$(PY) fixtures/make_fixtures.py
+
+bench: install
+	$(PY) benchmarks/bench_safetensors.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

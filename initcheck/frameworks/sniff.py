@@ -1,0 +1,95 @@
+"""Tell a model file's format from its content (magic bytes, archive members), not its extension."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import zipfile
+
+from ..errors import InitcheckError
+
+ZIP_MAGIC = b"PK\x03\x04"
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+# torch's legacy (pre-1.6) serialization starts with a pickled magic number: 0x1950a86a20f9469cfc6c
+TORCH_LEGACY_MAGIC = (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+
+
+def sniff(path: str) -> str:
+    """One of: safetensors, safetensors_index, torch_zip, torch_legacy, pickle, torchscript,
+    exported_program, keras_zip, hdf5, saved_model, hf_directory. Raises InitcheckError otherwise."""
+    if os.path.isdir(path):
+        return _sniff_directory(path)
+    if not os.path.exists(path):
+        raise InitcheckError("no such file or directory", path)
+    size = os.path.getsize(path)
+    if size == 0:
+        raise InitcheckError("empty file", path)
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if head.startswith(ZIP_MAGIC) or _is_zip(path):
+        return _sniff_zip(path)
+    if head.startswith(HDF5_MAGIC):
+        return "hdf5"
+    if len(head) >= 10 and _looks_like_safetensors(path, head, size):
+        return "safetensors"
+    if head[:1] == b"\x80" and len(head) > 2 and head[1] in (2, 3, 4, 5):
+        if TORCH_LEGACY_MAGIC in head[:32]:
+            return "torch_legacy"
+        return "pickle"
+    if head.lstrip()[:1] == b"{":
+        try:
+            with open(path, "rb") as f:
+                doc = json.load(f)
+        except (ValueError, UnicodeDecodeError):
+            doc = None
+        if isinstance(doc, dict) and isinstance(doc.get("weight_map"), dict):
+            return "safetensors_index" if _index_points_to(doc, ".safetensors") else "torch_index"
+    raise InitcheckError("not a model file initcheck can read (unrecognized content; expected a PyTorch "
+                         "checkpoint, safetensors, Keras .keras/.h5 or a SavedModel directory)", path)
+
+
+def _is_zip(path: str) -> bool:
+    try:
+        return zipfile.is_zipfile(path)
+    except OSError:
+        return False
+
+
+def _index_points_to(doc: dict, suffix: str) -> bool:
+    return any(str(v).endswith(suffix) for v in doc["weight_map"].values())
+
+
+def _looks_like_safetensors(path: str, head: bytes, size: int) -> bool:
+    (n,) = struct.unpack("<Q", head[:8])
+    return 2 <= n <= size - 8 and head[8:9] == b"{"
+
+
+def _sniff_zip(path: str) -> str:
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (zipfile.BadZipFile, OSError) as e:
+        raise InitcheckError(f"damaged zip archive ({e}); the file may be truncated", path) from None
+    base = {n.split("/", 1)[1] if "/" in n else n for n in names}
+    if "config.json" in base and ("model.weights.h5" in base or "metadata.json" in base):
+        return "keras_zip"
+    if any(n.endswith("serialized_exported_program.json") or n.endswith("archive_format") or
+           "/models/" in n and n.endswith(".json") for n in names):
+        return "exported_program"
+    if any("/code/" in n or n.startswith("code/") for n in names) and "constants.pkl" in base:
+        return "torchscript"
+    if "data.pkl" in base:
+        return "torch_zip"
+    raise InitcheckError("zip archive that is neither a PyTorch checkpoint nor a Keras model", path)
+
+
+def _sniff_directory(path: str) -> str:
+    entries = set(os.listdir(path))
+    if "saved_model.pb" in entries or "saved_model.pbtxt" in entries:
+        return "saved_model"
+    if any(e.endswith((".safetensors", ".safetensors.index.json")) or
+           (e.startswith("pytorch_model") and e.endswith((".bin", ".bin.index.json"))) for e in entries):
+        return "hf_directory"
+    raise InitcheckError("directory holds no model files (no *.safetensors, pytorch_model*.bin, "
+                         "*.index.json or saved_model.pb)", path)

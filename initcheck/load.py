@@ -1,0 +1,133 @@
+"""Open any supported model — a path or an in-memory object — as a framework-neutral Model.
+
+Frameworks are imported only here, lazily, for the format at hand: a safetensors file never imports
+torch or tensorflow, and a PyTorch file never imports tensorflow.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import sys
+from typing import Any
+
+from .errors import InitcheckError
+from .frameworks.sniff import sniff
+from .model import Model
+
+_NATURAL = re.compile(r"(\d+)")
+
+
+def natural_key(name: str) -> list:
+    """'h.10.attn' after 'h.2.attn': numbered blocks in forward order."""
+    return [int(p) if p.isdigit() else p for p in _NATURAL.split(name)]
+
+
+def load(source: Any, *, trust: bool = False) -> Model:
+    """Load ``source`` (a path, an ``nn.Module`` or a ``keras.Model``) as a Model.
+
+    Files that hold programs (pickled modules, TorchScript, exported programs, SavedModels, Keras Lambda
+    layers) load only with ``trust=True``; otherwise :class:`~initcheck.errors.UntrustedFormatError`.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        return load_path(os.fspath(source), trust=trust)
+    return load_object(source)
+
+
+def load_object(obj: Any) -> Model:
+    if _is_instance_of(obj, "torch.nn", "Module"):
+        from .frameworks.torch.load import model_from_module
+
+        return model_from_module(obj, f"<{type(obj).__name__}>", "module")
+    if _is_keras_model(obj):
+        from .frameworks.keras.load import model_from_keras
+
+        return model_from_keras(obj, f"<{type(obj).__name__}>", "keras_model")
+    if isinstance(obj, dict):
+        from .frameworks.torch.load import model_from_object
+
+        return model_from_object(obj, "<state_dict>")
+    raise InitcheckError(f"cannot check an object of type {type(obj).__name__}: pass a path, an nn.Module, "
+                         "a keras.Model or a state_dict")
+
+
+def _is_instance_of(obj: Any, module_prefix: str, cls_name: str) -> bool:
+    """isinstance without importing the framework: only true if the framework is already imported."""
+    mod = sys.modules.get(module_prefix)
+    cls = getattr(mod, cls_name, None) if mod else None
+    return cls is not None and isinstance(obj, cls)
+
+
+def _is_keras_model(obj: Any) -> bool:
+    return any(c.__module__.startswith(("keras", "tf_keras", "tensorflow")) and c.__name__ in ("Model", "Layer")
+               for c in type(obj).__mro__)
+
+
+def load_path(path: str, *, trust: bool = False) -> Model:
+    fmt = sniff(path)
+    if fmt == "safetensors":
+        return _safetensors_model([path], path, "safetensors")
+    if fmt == "safetensors_index":
+        from .frameworks.safetensors import read_index
+
+        return _safetensors_model(read_index(path), path, "safetensors_sharded")
+    if fmt == "torch_index":
+        from .frameworks.safetensors import read_index
+        from .frameworks.torch.load import load_bin_shards
+
+        return load_bin_shards(read_index(path), trust, path)
+    if fmt == "hf_directory":
+        return _load_directory(path, trust)
+    if fmt in ("torch_zip", "torch_legacy", "pickle", "torchscript", "exported_program"):
+        from .frameworks.torch.load import load_torch_file
+
+        return load_torch_file(path, fmt, trust)
+    if fmt in ("keras_zip", "hdf5", "saved_model"):
+        from .frameworks.keras.load import load_keras_file
+
+        return load_keras_file(path, fmt, trust)
+    raise InitcheckError(f"unsupported format {fmt}", path)  # pragma: no cover - sniff returns known formats
+
+
+def _safetensors_model(files: list[str], path: str, fmt: str) -> Model:
+    from .frameworks.safetensors import open_many
+    from .frameworks.torch_layout import layers_from_tensors
+
+    tensors, metadata = open_many(files)
+    if not tensors:
+        raise InitcheckError("no floating-point tensors found", path)
+    ordered = {k: tensors[k] for k in sorted(tensors, key=natural_key)}
+    notes = [f"{len(files)} shards"] if len(files) > 1 else []
+    if metadata.get("format"):
+        notes.append(f"metadata format={metadata['format']}")
+    return Model(path=path, format=fmt, framework="safetensors", layers=layers_from_tensors(ordered),
+                 source_notes=notes)
+
+
+def _load_directory(path: str, trust: bool) -> Model:
+    """A Hugging Face style model directory: safetensors preferred over pytorch_model*.bin."""
+    def first(pattern: str) -> list[str]:
+        return sorted(glob.glob(os.path.join(path, pattern)))
+
+    for pattern, kind in (("*.safetensors.index.json", "st_index"), ("*.safetensors", "st"),
+                          ("pytorch_model*.bin.index.json", "bin_index"), ("pytorch_model*.bin", "bin")):
+        found = first(pattern)
+        if not found:
+            continue
+        from .frameworks.safetensors import read_index
+
+        if kind == "st_index":
+            return _safetensors_model(read_index(found[0]), path, "safetensors_sharded")
+        if kind == "st":
+            return _safetensors_model(found, path, "safetensors" if len(found) == 1 else "safetensors_sharded")
+        from .frameworks.torch.load import load_bin_shards, load_torch_file
+
+        if kind == "bin_index":
+            return load_bin_shards(read_index(found[0]), trust, path)
+        if len(found) == 1:
+            model = load_torch_file(found[0], sniff(found[0]), trust)
+            model.path = path
+            return model
+        return load_bin_shards(found, trust, path)
+    raise InitcheckError("directory holds no model files", path)  # pragma: no cover

@@ -1,0 +1,13 @@
+"""``--format json``: the documented document of docs/json-schema.md (one object per model)."""
+
+from __future__ import annotations
+
+import json
+
+from ..report import Report
+
+
+def render(reports: list[Report], options: dict) -> str:
+    docs = [r.to_json() for r in reports]
+    return json.dumps(docs[0] if len(docs) == 1 else {"schema": docs[0]["schema"], "models": docs},
+                      indent=2, allow_nan=False) + "\n"

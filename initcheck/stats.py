@@ -1,0 +1,182 @@
+"""Streaming statistics of one tensor: a single pass over float64 blocks, any input dtype.
+
+Moments are merged block by block with the pairwise update of Chan, Golub & LeVeque (1979), extended to
+third and fourth central moments (Pébay 2008), so the result matches numpy's float64 two-pass values to
+rounding while never holding more than one block in float64.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import numpy as np
+
+
+@dataclass
+class TensorStats:
+    """Summary of one tensor. Moments ignore non-finite values; ``nan``/``inf`` count them."""
+
+    count: int = 0
+    finite: int = 0
+    mean: float = math.nan
+    std: float = math.nan  # population std (ddof=0) of the finite values
+    min: float = math.nan
+    max: float = math.nan
+    max_abs: float = math.nan
+    zero_fraction: float = math.nan
+    nan: int = 0
+    inf: int = 0
+    excess_kurtosis: float = math.nan
+    skewness: float = math.nan
+    rms: float = math.nan  # sqrt(mean(w^2)): the scale a zero-mean scheme predicts
+    # Per output unit (row of the layer's matrix); None for scalars and 1-D tensors.
+    units: int = 0
+    constant_units: int = 0  # units whose weights are all equal (no symmetry breaking within the unit)
+    duplicate_units: int = 0  # units identical to an earlier unit (symmetry between units not broken)
+    unit_std_spread: float = math.nan  # std over units of the per-unit std, relative to the overall std
+    unit_rms: np.ndarray | None = field(default=None, repr=False)  # per-unit RMS, for row-level rules
+
+    @property
+    def std_ratio_max_abs(self) -> float:
+        """max|w| / std: √3 for a uniform, ≈2.27 for a 2σ-truncated normal, grows like √(2 ln n) for a normal."""
+        return self.max_abs / self.std if self.std and self.std > 0 else math.nan
+
+    def to_json(self) -> dict:
+        return {
+            "count": self.count,
+            "mean": _num(self.mean),
+            "std": _num(self.std),
+            "min": _num(self.min),
+            "max": _num(self.max),
+            "max_abs": _num(self.max_abs),
+            "zero_fraction": _num(self.zero_fraction),
+            "nan": self.nan,
+            "inf": self.inf,
+            "excess_kurtosis": _num(self.excess_kurtosis),
+        }
+
+
+def _num(x: float) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+class _Moments:
+    """Count, mean and central moment sums M2..M4, mergeable."""
+
+    __slots__ = ("n", "mean", "m2", "m3", "m4")
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.mean = 0.0
+        self.m2 = self.m3 = self.m4 = 0.0
+
+    def add_block(self, x: np.ndarray) -> None:
+        nb = x.size
+        if nb == 0:
+            return
+        mb = float(x.mean())
+        d = x - mb
+        d2 = d * d
+        m2b = float(d2.sum())
+        m3b = float((d2 * d).sum())
+        m4b = float((d2 * d2).sum())
+        self._merge(nb, mb, m2b, m3b, m4b)
+
+    def _merge(self, nb: int, mb: float, m2b: float, m3b: float, m4b: float) -> None:
+        na = self.n
+        if na == 0:
+            self.n, self.mean, self.m2, self.m3, self.m4 = nb, mb, m2b, m3b, m4b
+            return
+        n = na + nb
+        delta = mb - self.mean
+        d_n = delta / n
+        m2 = self.m2 + m2b + delta * d_n * na * nb
+        m3 = (
+            self.m3
+            + m3b
+            + delta * d_n * d_n * na * nb * (na - nb)
+            + 3.0 * d_n * (na * m2b - nb * self.m2)
+        )
+        m4 = (
+            self.m4
+            + m4b
+            + delta * d_n**3 * na * nb * (na * na - na * nb + nb * nb)
+            + 6.0 * d_n * d_n * (na * na * m2b + nb * nb * self.m2)
+            + 4.0 * d_n * (na * m3b - nb * self.m3)
+        )
+        self.n, self.mean, self.m2, self.m3, self.m4 = n, self.mean + d_n * nb, m2, m3, m4
+
+
+def compute_stats(blocks: Iterable[np.ndarray], per_unit: bool = True) -> TensorStats:
+    """Statistics of a tensor given as float64 blocks of whole units (see ``TensorRef.blocks``).
+
+    Blocks are 2-D (units, elements_per_unit). Per-unit results (constant and duplicate units, the
+    spread of unit scales) are computed when ``per_unit`` is true and units have more than one element.
+    """
+    mom = _Moments()
+    count = nan = inf = zeros = 0
+    lo, hi = math.inf, -math.inf
+    sumsq = 0.0
+    unit_rms_parts: list[np.ndarray] = []
+    unit_std_parts: list[np.ndarray] = []
+    constant_units = duplicate_units = 0
+    seen: set[bytes] = set()
+    units = 0
+    for block in blocks:
+        b = np.asarray(block, dtype=np.float64)
+        if b.ndim != 2:
+            b = b.reshape(1, -1)
+        count += b.size
+        units += b.shape[0]
+        finite_mask = np.isfinite(b)
+        all_finite = bool(finite_mask.all())
+        if not all_finite:
+            nan += int(np.isnan(b).sum())
+            inf += int(np.isinf(b).sum())
+            vals = b[finite_mask]
+        else:
+            vals = b.ravel()
+        if vals.size:
+            zeros += int(np.count_nonzero(vals == 0))
+            lo = min(lo, float(vals.min()))
+            hi = max(hi, float(vals.max()))
+            sumsq += float(np.dot(vals, vals))
+            mom.add_block(vals)
+        if per_unit and b.shape[1] > 1:
+            if all_finite:
+                unit_std = b.std(axis=1)
+                unit_rms_parts.append(np.sqrt((b * b).mean(axis=1)))
+                unit_std_parts.append(unit_std)
+                constant_units += int(np.count_nonzero(unit_std == 0))
+                for row in b:
+                    key = hashlib.blake2b(row.tobytes(), digest_size=16).digest()
+                    if key in seen:
+                        duplicate_units += 1
+                    else:
+                        seen.add(key)
+            else:
+                unit_rms_parts.append(np.full(b.shape[0], np.nan))
+    st = TensorStats(count=count, nan=nan, inf=inf, finite=mom.n)
+    if mom.n:
+        n = mom.n
+        var = mom.m2 / n
+        st.mean = mom.mean
+        st.std = math.sqrt(max(var, 0.0))
+        st.min, st.max = lo, hi
+        st.max_abs = max(abs(lo), abs(hi))
+        st.zero_fraction = zeros / n
+        st.rms = math.sqrt(sumsq / n)
+        if var > 0:
+            st.excess_kurtosis = (mom.m4 / n) / (var * var) - 3.0
+            st.skewness = (mom.m3 / n) / var**1.5
+    if per_unit and unit_rms_parts:
+        st.units = units
+        st.constant_units = constant_units
+        st.duplicate_units = duplicate_units
+        st.unit_rms = np.concatenate(unit_rms_parts)
+        if unit_std_parts and st.std and st.std > 0:
+            st.unit_std_spread = float(np.concatenate(unit_std_parts).std() / st.std)
+    return st

@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 __all__ = ["check", "load", "analyze", "fix", "Report", "Finding", "InitcheckError", "__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .analyze import analyze, check
+    from .pipeline import analyze, check
     from .errors import InitcheckError
     from .load import load
     from .report import Finding, Report
@@ -24,9 +24,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def __getattr__(name: str) -> Any:
     if name in ("check", "analyze"):
-        from . import analyze as _analyze
+        from . import pipeline as _pipeline
 
-        return getattr(_analyze, name)
+        return getattr(_pipeline, name)
     if name == "load":
         from .load import load
 

@@ -74,7 +74,7 @@ def check(paths: tuple[str, ...], fmt: str | None, output: str | None, fail_on: 
           model_factory: str | None, input_shape: str | None, quiet: bool, no_progress: bool,
           debug: bool, **extra: Any) -> None:
     """Check the initialization of one or more models (PATHS: files or model directories)."""
-    from .analyze import CheckOptions, analyze
+    from .pipeline import CheckOptions, analyze
     from .load import load
     from .render import render, renderers
 

@@ -127,6 +127,10 @@ class Param:
     tensor: TensorRef
     aliases: list[str] = field(default_factory=list)  # other names of the same (tied) storage
     stats: Any = None  # initcheck.stats.TensorStats once computed
+    # Writes new values (a numpy array of this shape) into the framework's own tensor, in place;
+    # set by loaders of live objects (nn.Module, keras.Model, loaded state_dicts), None for read-only files.
+    assign: Callable[[np.ndarray], None] | None = field(default=None, repr=False)
+    native: Any = field(default=None, repr=False)  # the framework's tensor/variable, for writers
 
     @property
     def shape(self) -> tuple[int, ...]:

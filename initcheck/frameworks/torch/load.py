@@ -15,7 +15,7 @@ from ...errors import InitcheckError, MissingDependencyError, UntrustedFormatErr
 from ...model import Model
 from ..torch_layout import layers_from_tensors
 from .modules import layers_from_module
-from .tensors import is_float_tensor, storage_key, tensor_ref
+from .tensors import assigner, is_float_tensor, storage_key, tensor_ref
 
 # Keys under which training scripts nest the model's tensors, most specific first.
 MODEL_KEYS = ("state_dict", "model_state_dict", "model_state", "model", "module", "net", "network",
@@ -224,6 +224,10 @@ def model_from_state_dict(state: dict, path: str, fmt: str) -> Model:
     if not tensors:
         raise InitcheckError("no floating-point tensors found", path)
     layers = layers_from_tensors(tensors, aliases)
+    for layer in layers:
+        for p in layer.params:
+            p.native = state[p.name]
+            p.assign = assigner(state[p.name])
     return Model(path=path, format=fmt, framework="torch", layers=layers)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ...model import Layer, Param
 from ..torch_layout import layers_from_tensors, make_layer
-from .tensors import is_float_tensor, storage_key, tensor_ref
+from .tensors import assigner, is_float_tensor, storage_key, tensor_ref
 
 _NORM_CLASSES = {
     "BatchNorm1d": "batchnorm", "BatchNorm2d": "batchnorm", "BatchNorm3d": "batchnorm", "SyncBatchNorm": "batchnorm",
@@ -51,7 +51,7 @@ def layers_from_module(root) -> list[Layer]:
 
 def _p(mod_name: str, pname: str, role: str, t, unit_axis: int = 0) -> Param:
     full = f"{mod_name}.{pname}" if mod_name else pname
-    return Param(full, role, tensor_ref(t, unit_axis))
+    return Param(full, role, tensor_ref(t, unit_axis), assign=assigner(t), native=t)
 
 
 def _classify(mod_name: str, module, params: dict) -> list[Layer]:
@@ -130,5 +130,9 @@ def _classify(mod_name: str, module, params: dict) -> list[Layer]:
 
 def _infer(mod_name: str, params: dict) -> list[Layer]:
     """Tensor-name inference for parameters the module's class does not explain."""
-    full = {(f"{mod_name}.{k}" if mod_name else k): tensor_ref(v) for k, v in params.items()}
-    return layers_from_tensors(full)
+    full = {(f"{mod_name}.{k}" if mod_name else k): v for k, v in params.items()}
+    layers = layers_from_tensors({k: tensor_ref(v) for k, v in full.items()})
+    for layer in layers:
+        for p in layer.params:
+            p.assign, p.native = assigner(full[p.name]), full[p.name]
+    return layers

@@ -48,3 +48,15 @@ def storage_key(t) -> tuple:
     except (RuntimeError, NotImplementedError):
         ptr = id(t)
     return (ptr, t.storage_offset(), tuple(t.shape), tuple(t.stride()), str(t.dtype))
+
+
+def assigner(t):
+    """In-place writer for a torch tensor/parameter: keeps dtype, device and every alias (tied) intact."""
+    import torch
+
+    def assign(values: np.ndarray) -> None:
+        new = torch.as_tensor(np.asarray(values)).reshape(t.shape).to(dtype=t.dtype, device=t.device)
+        with torch.no_grad():
+            t.data.copy_(new) if hasattr(t, "data") else t.copy_(new)
+
+    return assign

@@ -150,7 +150,8 @@ def _infer_group(prefix, members, tensors, aliases, transposed_parents) -> list[
         for leaf, m in rnn.items():
             if m.group(1) == "weight" and m.group(2) == "hh":
                 hidden = tensors[members[leaf]].shape[1]
-        for leaf, m in sorted(rnn.items(), key=lambda kv: (int(kv[1].group(3)), kv[1].group(4) or "", kv[0])):
+        for leaf, m in sorted(rnn.items(), key=lambda kv: (int(kv[1].group(3)), kv[1].group(4) or "",
+                                                           ["ih", "hh", "hr"].index(kv[1].group(2)))):
             if m.group(1) != "weight":
                 continue
             w = tensors[members[leaf]]

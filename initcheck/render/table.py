@@ -111,6 +111,10 @@ def layer_table(report: Report, width: int | None = None) -> str:
     return text + note
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def _max_line(text: str) -> int:
     return max((len(line) for line in text.splitlines()), default=0)
 
@@ -142,7 +146,7 @@ def render_one(report: Report, options: dict) -> str:
     src = f"{m.format}" + (f" (key {m.checkpoint_key!r})" if m.checkpoint_key else "")
     out.append(
         f"{m.path}: {src}, {s['layers']} layers, {s['parameters']:,} parameters — "
-        f"{s['errors']} errors, {s['warnings']} warnings, {s['infos']} infos"
+        f"{_plural(s['errors'], 'error')}, {_plural(s['warnings'], 'warning')}, {_plural(s['infos'], 'info')}"
     )
     for note in m.source_notes:
         out.append(f"  {note}")

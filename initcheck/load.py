@@ -66,6 +66,37 @@ def _is_keras_model(obj: Any) -> bool:
 
 def load_path(path: str, *, trust: bool = False) -> Model:
     fmt = sniff(path)
+    model = _load_sniffed(path, fmt, trust)
+    note = _extension_note(path, fmt)
+    if note:
+        model.source_notes.append(note)
+    return model
+
+
+# Sniffed formats each extension is honest about.
+_HONEST = {
+    "safetensors": {"safetensors"},
+    "PyTorch": {"torch_zip", "torch_legacy", "pickle", "torchscript", "exported_program"},
+    "torch.export": {"exported_program"},
+    "Keras": {"keras_zip"},
+    "HDF5/Keras": {"hdf5"},
+    "index JSON": {"safetensors_index", "torch_index"},
+}
+
+
+def _extension_note(path: str, fmt: str) -> str | None:
+    """A note when the file's name promises another format than its content (content wins)."""
+    from .frameworks.sniff import expected_by_name
+
+    if os.path.isdir(path):
+        return None
+    said = expected_by_name(path)
+    if said is None or fmt in _HONEST.get(said, {fmt}):
+        return None
+    return f"the name says {said} but the content is {fmt}: read as {fmt}"
+
+
+def _load_sniffed(path: str, fmt: str, trust: bool) -> Model:
     if fmt == "safetensors":
         return _safetensors_model([path], path, "safetensors")
     if fmt == "safetensors_index":

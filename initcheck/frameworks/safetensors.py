@@ -43,6 +43,9 @@ def read_header(path: str) -> tuple[dict, int]:
         if len(head) < 8:
             raise InitcheckError("truncated safetensors file (no header length)", path)
         (n,) = struct.unpack("<Q", head)
+        if n <= MAX_HEADER and n > size - 8:
+            raise InitcheckError(f"truncated safetensors file: its header alone is {n} bytes, the file has "
+                                 f"{size}", path)
         if n > min(MAX_HEADER, size - 8):
             raise InitcheckError(f"invalid safetensors header length {n} for a file of {size} bytes", path)
         raw = f.read(n)

@@ -12,6 +12,7 @@ from ..errors import InitcheckError
 ZIP_MAGIC = b"PK\x03\x04"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 # torch's legacy (pre-1.6) serialization starts with a pickled magic number: 0x1950a86a20f9469cfc6c
+MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024  # the safetensors format's own limit
 TORCH_LEGACY_MAGIC = (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
 
 
@@ -37,6 +38,8 @@ def sniff(path: str) -> str:
         if TORCH_LEGACY_MAGIC in head[:32]:
             return "torch_legacy"
         return "pickle"
+    if size < 16 and not head.lstrip()[:1] == b"{":
+        raise InitcheckError(f"not a model file: only {size} bytes (empty or truncated)", path)
     if head.lstrip()[:1] == b"{":
         try:
             with open(path, "rb") as f:
@@ -45,8 +48,38 @@ def sniff(path: str) -> str:
             doc = None
         if isinstance(doc, dict) and isinstance(doc.get("weight_map"), dict):
             return "safetensors_index" if _index_points_to(doc, ".safetensors") else "torch_index"
-    raise InitcheckError("not a model file initcheck can read (unrecognized content; expected a PyTorch "
-                         "checkpoint, safetensors, Keras .keras/.h5 or a SavedModel directory)", path)
+    raise InitcheckError(f"not a model file initcheck can read: the content looks like {_describe(head)}"
+                         f"{_name_says(path)}; expected a PyTorch checkpoint, safetensors, Keras .keras/.h5 "
+                         "or a SavedModel directory", path)
+
+
+# What an extension promises, for messages about files whose content says otherwise.
+EXTENSION_FORMATS = {
+    ".safetensors": "safetensors", ".pt": "PyTorch", ".pth": "PyTorch", ".bin": "PyTorch", ".ckpt": "PyTorch",
+    ".pt2": "torch.export", ".ptl": "PyTorch", ".keras": "Keras", ".h5": "HDF5/Keras", ".hdf5": "HDF5/Keras",
+    ".json": "index JSON",
+}
+
+
+def expected_by_name(path: str) -> str | None:
+    """The format a file's extension promises (None when the extension says nothing)."""
+    return EXTENSION_FORMATS.get(os.path.splitext(path)[1].lower())
+
+
+def _name_says(path: str) -> str:
+    said = expected_by_name(path)
+    return f" although its name says {said}" if said else ""
+
+
+def _describe(head: bytes) -> str:
+    """A few words about unrecognized content: text, JSON, or binary."""
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "binary data of no known model format"
+    if text.lstrip().startswith(("{", "[")):
+        return "JSON that is not a safetensors/PyTorch index (no 'weight_map')"
+    return "text"
 
 
 def _is_zip(path: str) -> bool:
@@ -61,8 +94,14 @@ def _index_points_to(doc: dict, suffix: str) -> bool:
 
 
 def _looks_like_safetensors(path: str, head: bytes, size: int) -> bool:
+    """8-byte little-endian header length, then a JSON object. A header length past the end of the file
+    still counts (a truncated safetensors file), so the reader reports the truncation clearly."""
     (n,) = struct.unpack("<Q", head[:8])
-    return 2 <= n <= size - 8 and head[8:9] == b"{"
+    if head[8:9] != b"{" or n < 2 or n > MAX_SAFETENSORS_HEADER:
+        return False
+    if n <= size - 8:
+        return True
+    return head[9:10] in (b'"', b"}", b" ", b"\n")  # '{"name": ...' cut short: truncated
 
 
 def _sniff_zip(path: str) -> str:
@@ -81,7 +120,8 @@ def _sniff_zip(path: str) -> str:
         return "torchscript"
     if "data.pkl" in base:
         return "torch_zip"
-    raise InitcheckError("zip archive that is neither a PyTorch checkpoint nor a Keras model", path)
+    raise InitcheckError(f"a zip archive that is neither a PyTorch checkpoint nor a Keras model{_name_says(path)}",
+                         path)
 
 
 def _sniff_directory(path: str) -> str:

@@ -41,6 +41,8 @@ def layer_fans(kind: str, shape: tuple[int, ...], attrs: dict) -> tuple[int | No
         return (shape[0] // groups) * receptive, shape[1] * receptive
     if kind.startswith(("conv", "depthwise_conv")):
         return shape[1] * receptive, (shape[0] // groups) * receptive
+    if kind.endswith("_projection"):  # LSTM weight_hr (proj, H)
+        return shape[1], shape[0]
     if kind.endswith(("_input", "_recurrent")):
         gates = int(attrs.get("gates") or 1)
         return shape[1], shape[0] // gates
@@ -82,6 +84,7 @@ _NORM_HINT = re.compile(r"norm|(^|[._])(ln|bn|gn)(_?\w*)?($|[._])|layernorm|batc
 _RMS_HINT = re.compile(r"rms", re.I)
 _LN_HINT = re.compile(r"(^|[._])ln|layer_?norm|(^|[._])norm", re.I)
 _GN_HINT = re.compile(r"(^|[._])gn|group_?norm", re.I)
+_BILINEAR_HINT = re.compile(r"bilinear", re.I)
 _TRANSPOSE_HINT = re.compile(r"deconv|transpose|convtranspose|upconv", re.I)
 BUFFER_NAMES = {"running_mean", "running_var", "num_batches_tracked"}
 
@@ -146,28 +149,36 @@ def _infer_group(prefix, members, tensors, aliases, transposed_parents) -> list[
     rnn = {leaf: _RNN_PARAM.match(leaf) for leaf in members}
     rnn = {leaf: m for leaf, m in rnn.items() if m}
     if rnn:
+        # hidden size: weight_hr (proj, H) when the LSTM has proj_size, else weight_hh (gates·H, H)
         hidden = None
         for leaf, m in rnn.items():
-            if m.group(1) == "weight" and m.group(2) == "hh":
+            if m.group(1) == "weight" and m.group(2) == "hr":
                 hidden = tensors[members[leaf]].shape[1]
+        for leaf, m in rnn.items():
+            if hidden is None and m.group(1) == "weight" and m.group(2) == "hh":
+                hidden = tensors[members[leaf]].shape[1]
+        has_projection = any(m.group(2) == "hr" for m in rnn.values())
         for leaf, m in sorted(rnn.items(), key=lambda kv: (int(kv[1].group(3)), kv[1].group(4) or "",
                                                            ["ih", "hh", "hr"].index(kv[1].group(2)))):
             if m.group(1) != "weight":
                 continue
             w = tensors[members[leaf]]
-            gates = max(1, w.shape[0] // hidden) if hidden else 1
-            cell = {4: "lstm", 3: "gru"}.get(gates, "rnn")
             part = {"ih": "input", "hh": "recurrent", "hr": "projection"}[m.group(2)]
-            if part == "projection":
-                gates = 1
+            if part == "projection":  # LSTM proj_size: (proj, H), a plain (out, in) matrix
+                gates, cell = 1, "lstm"
+                note = "LSTM output projection (proj_size)"
+            else:
+                gates = max(1, w.shape[0] // hidden) if hidden else 1
+                cell = "lstm" if has_projection else {4: "lstm", 3: "gru"}.get(gates, "rnn")
+                note = f"recurrent cell inferred as {cell.upper()} from {gates} gate{'s' if gates > 1 else ''}"
             bias_leaf = f"bias_{m.group(2)}_l{m.group(3)}{m.group(4) or ''}"
             bias = _param(members[bias_leaf], "bias", tensors, aliases) if bias_leaf in members else None
             used.update({leaf, bias_leaf})
             layers.append(make_layer(
-                full(leaf), f"{cell}_{part}" if part != "projection" else "linear",
+                full(leaf), f"{cell}_{part}",
                 _param(members[leaf], leaf, tensors, aliases), bias,
                 {"gates": gates, "hidden_size": hidden, "cell": cell}, kind_source="inferred",
-                notes=[f"recurrent cell inferred as {cell.upper()} from {gates} gates"],
+                notes=[note],
             ))
     if "in_proj_weight" in members:
         w = tensors[members["in_proj_weight"]]
@@ -176,6 +187,14 @@ def _infer_group(prefix, members, tensors, aliases, transposed_parents) -> list[
         layers.append(make_layer(full("in_proj_weight"), "attention_in_proj",
                                  _param(members["in_proj_weight"], "in_proj_weight", tensors, aliases), bias,
                                  {"projections": 3}, kind_source="inferred"))
+    # MultiheadAttention with kdim/vdim != embed_dim: separate (E, E), (E, kdim), (E, vdim) matrices
+    for leaf in ("q_proj_weight", "k_proj_weight", "v_proj_weight"):
+        if leaf in members and len(tensors[members[leaf]].shape) == 2:
+            used.add(leaf)
+            layers.append(make_layer(full(leaf), "attention_proj", _param(members[leaf], leaf, tensors, aliases),
+                                     None, {"projection": leaf[0]}, kind_source="inferred",
+                                     notes=["separate attention projection (out, in); its bias is a third "
+                                            "of in_proj_bias"] if "in_proj_bias" in members else []))
     if "weight" in members:
         wname = members["weight"]
         w = tensors[wname]
@@ -194,11 +213,26 @@ def _infer_group(prefix, members, tensors, aliases, transposed_parents) -> list[
             continue
         t = tensors[name]
         kind = "bias" if "bias" in leaf else "parameter"
-        layers.append(make_layer(name, kind, _param(name, leaf, tensors, aliases), None, {},
-                                 kind_source="inferred",
-                                 notes=["standalone parameter: fans assume an (out, in, ...) layout"]
-                                 if len(t.shape) >= 2 else []))
+        layer = make_layer(name, kind, _param(name, leaf, tensors, aliases), None, {}, kind_source="inferred")
+        core = _squeeze_leading(t.shape)
+        if len(core) >= 2:
+            layer.fan_in, layer.fan_out = layer_fans("parameter", core, {})
+            layer.notes.append("standalone parameter: fans assume an (out, in, ...) layout"
+                               + (f" of its {tuple(core)} core" if core != t.shape else ""))
+        elif len(t.shape) >= 2:  # e.g. a ViT cls_token (1, 1, D): a vector, no fans
+            layer.fan_in = layer.fan_out = None
+            layer.notes.append(f"standalone parameter: a vector of {core[0] if core else 1} values "
+                               "stored with leading singleton axes; no fans")
+        layers.append(layer)
     return layers
+
+
+def _squeeze_leading(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """(1, 1, 768) → (768,); (1, 197, 768) → (197, 768): leading size-1 axes carry no fan."""
+    i = 0
+    while i < len(shape) - 1 and shape[i] == 1:
+        i += 1
+    return tuple(shape[i:])
 
 
 def _infer_weight_kind(prefix, w, b, has_running_stats, transposed_parents):
@@ -228,11 +262,15 @@ def _infer_weight_kind(prefix, w, b, has_running_stats, transposed_parents):
         return "linear", notes, attrs
     if len(shape) in (3, 4, 5):
         d = len(shape) - 2
+        if len(shape) == 3 and _BILINEAR_HINT.search(prefix):
+            return "bilinear", ["inferred from the name: Bilinear (out, in1, in2)"], attrs
         if _TRANSPOSE_HINT.search(prefix):
             notes.append("name suggests a transposed convolution: layout taken as (in, out/groups, k...)")
             return f"conv_transpose{d}d", notes, attrs
         notes.append("from tensors alone groups and transposition are unknown: fan_out assumes a regular "
                      "convolution with groups=1 (pass --model for exact fans)")
+        if len(shape) == 3:
+            notes.append("a 3-D weight could also be a Bilinear (out, in1, in2): fan_in would be in1·in2")
         if shape[1] == 1 and shape[0] > 1:
             notes.append("one input channel per filter: a depthwise convolution or a single-channel input")
         return f"conv{d}d", notes, attrs

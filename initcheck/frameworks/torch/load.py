@@ -75,8 +75,17 @@ def _torch_load(torch, path: str, fmt: str, trust: bool) -> Any:
     if fmt == "torch_zip":
         _check_zip_records(path)
     mmap = fmt == "torch_zip"
+    # torch.load hands any path ending in .safetensors to the safetensors library; the content said
+    # otherwise (sniffed above), so give it an open file instead (mmap needs a path: not for these).
+    misnamed = path.lower().endswith(".safetensors")
+    if misnamed:
+        mmap = False
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        if misnamed:
+            with open(path, "rb") as f:
+                obj = torch.load(f, map_location="cpu", weights_only=True)
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as e:
         msg = _one_line(e)
         if "Weights only load failed" in str(e) or "Unsupported global" in str(e) or \
@@ -88,10 +97,14 @@ def _torch_load(torch, path: str, fmt: str, trust: bool) -> Any:
                     f"pickled Python objects beyond tensors{what}, e.g. a whole nn.Module: loading it can "
                     "execute code; pass --trust if you trust its source", path) from None
             try:
+                if misnamed:
+                    with open(path, "rb") as f:
+                        return torch.load(f, map_location="cpu", weights_only=False)
                 return torch.load(path, map_location="cpu", weights_only=False, mmap=mmap)
             except Exception as e2:
                 raise InitcheckError(f"cannot load: {_one_line(e2)}", path) from e2
-        raise InitcheckError(f"cannot load as a PyTorch file: {msg}", path) from e
+        hint = " (damaged or truncated file?)" if fmt in ("torch_legacy", "pickle") else ""
+        raise InitcheckError(f"cannot load as a PyTorch file{hint}: {msg}", path) from e
     if mmap:
         _check_storage_sizes(path, obj)
     return obj

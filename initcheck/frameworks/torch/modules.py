@@ -110,6 +110,9 @@ def _classify(mod_name: str, module, params: dict) -> list[Layer]:
                 layer.kind_source = "module"
                 layer.notes = []
                 layer.fan_in, layer.fan_out = layer.shape[1], layer.shape[0] // gates
+            elif cell and layer.kind.endswith("_projection"):  # LSTM proj_size: weight_hr (proj, H)
+                layer.kind_source = "module"
+                layer.notes = ["LSTM output projection (proj_size)"]
         layers.extend(sub)
         used |= set(params)
     elif cls == "MultiheadAttention":

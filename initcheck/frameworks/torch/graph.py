@@ -1,0 +1,277 @@
+"""Operator graphs of live PyTorch modules: torch.fx symbolic trace, else a recorded forward pass.
+
+The recorded pass runs the model once in eval mode under ``torch.no_grad`` on a small synthetic input and
+notes every torch function call (module and functional ops alike) through a TorchFunctionMode; an op
+that receives a layer's weight tensor is that layer's node. The model's state is restored afterwards.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+from ...graph import NORM_OPS, OpGraph, normalize_op
+from ...model import Model
+
+_ACT_MODULES = {
+    "ReLU": "relu", "ReLU6": "relu6", "LeakyReLU": "leaky_relu", "PReLU": "prelu", "RReLU": "rrelu",
+    "GELU": "gelu", "SiLU": "silu", "Mish": "mish", "ELU": "elu", "CELU": "celu", "SELU": "selu",
+    "Softplus": "softplus", "Tanh": "tanh", "Sigmoid": "sigmoid", "Hardswish": "hardswish",
+    "Hardsigmoid": "hardsigmoid", "Hardtanh": "hardtanh", "Softmax": "softmax", "LogSoftmax": "log_softmax",
+    "Softsign": "softsign", "LogSigmoid": "logsigmoid", "GLU": "glu",
+}
+_NORM_MODULES = {"BatchNorm1d": "batch_norm", "BatchNorm2d": "batch_norm", "BatchNorm3d": "batch_norm",
+                 "SyncBatchNorm": "batch_norm", "LayerNorm": "layer_norm", "GroupNorm": "group_norm",
+                 "InstanceNorm1d": "instance_norm", "InstanceNorm2d": "instance_norm",
+                 "InstanceNorm3d": "instance_norm", "RMSNorm": "rms_norm", "LocalResponseNorm": "local_response_norm"}
+_SHAPE_MODULES = {"Dropout": "dropout", "Dropout1d": "dropout", "Dropout2d": "dropout", "Dropout3d": "dropout",
+                  "AlphaDropout": "dropout", "Identity": "identity", "Flatten": "flatten", "Unflatten": "unflatten",
+                  "MaxPool1d": "max_pool1d", "MaxPool2d": "max_pool2d", "MaxPool3d": "max_pool3d",
+                  "AvgPool1d": "avg_pool1d", "AvgPool2d": "avg_pool2d", "AvgPool3d": "avg_pool3d",
+                  "AdaptiveAvgPool1d": "adaptive_avg_pool1d", "AdaptiveAvgPool2d": "adaptive_avg_pool2d",
+                  "AdaptiveAvgPool3d": "adaptive_avg_pool3d", "AdaptiveMaxPool2d": "adaptive_max_pool2d",
+                  "ZeroPad2d": "pad", "ConstantPad2d": "pad", "ReflectionPad2d": "pad", "ReplicationPad2d": "pad",
+                  "Upsample": "upsample", "PixelShuffle": "pixel_shuffle", "ChannelShuffle": "channel_shuffle"}
+
+
+def activation_param(op: str, args: tuple, kwargs: dict) -> float | None:
+    if op == "leaky_relu":
+        if "negative_slope" in kwargs:
+            return float(kwargs["negative_slope"])
+        if len(args) > 1 and isinstance(args[1], (int, float)):
+            return float(args[1])
+        return 0.01
+    return None
+
+
+def _activation_op(op: str, kwargs: dict) -> str:
+    if op == "gelu" and kwargs.get("approximate") == "tanh":
+        return "gelu_new"
+    return op
+
+
+def _layer_owner(model: Model) -> dict[str, list[str]]:
+    """Parameter name (and alias) → layer names using it."""
+    owner: dict[str, list[str]] = {}
+    for layer in model.layers:
+        for p in layer.params:
+            for n in [p.name, *p.aliases]:
+                owner.setdefault(n, []).append(layer.name)
+    return owner
+
+
+# ------------------------------------------------------------------------------------------------ torch.fx
+def fx_graph(module, model: Model) -> OpGraph:
+    """The graph of ``torch.fx.symbolic_trace``; raises if the module cannot be traced symbolically."""
+    import torch.fx
+
+    traced = torch.fx.symbolic_trace(module)
+    owner = _layer_owner(model)
+    layer_modules: dict[str, list[str]] = {}
+    for pname, layers in owner.items():
+        layer_modules.setdefault(pname.rpartition(".")[0], []).extend(layers)
+    modules = dict(traced.named_modules())
+    g = OpGraph(source="graph")
+    ids: dict[str, int] = {}
+    for node in traced.graph.nodes:
+        inputs = [ids[a.name] for a in _flat_nodes(node.args, node.kwargs) if a.name in ids]
+        layers: list[str] = []
+        param = None
+        if node.op == "placeholder":
+            op = "input"
+        elif node.op == "output":
+            op = "output"
+        elif node.op == "get_attr":
+            op = "param"
+            layers = []
+            g_node = g.add(op, [], [])
+            g_node.layers = []
+            ids[node.name] = g_node.id
+            g_node.param = None
+            g_node.op = "param:" + str(node.target)
+            continue
+        elif node.op == "call_module":
+            mod = modules.get(node.target)
+            cls = getattr(mod, "original_name", None) or type(mod).__name__
+            layers = list(dict.fromkeys(layer_modules.get(str(node.target), [])))
+            if cls in _ACT_MODULES:
+                op = _ACT_MODULES[cls]
+                if op == "leaky_relu":
+                    param = float(getattr(mod, "negative_slope", 0.01))
+                if op == "gelu" and getattr(mod, "approximate", "none") == "tanh":
+                    op = "gelu_new"
+            elif cls in _NORM_MODULES:
+                op = _NORM_MODULES[cls]
+            elif cls in _SHAPE_MODULES:
+                op = _SHAPE_MODULES[cls]
+            elif "Norm" in cls and layers:
+                op = "layer_norm"
+            elif layers:
+                op = "linear"
+            else:
+                op = "other"
+        else:  # call_function / call_method
+            target = node.target
+            name = target if isinstance(target, str) else getattr(target, "__name__", str(target))
+            if target is operator.add or target is operator.iadd:
+                name = "add"
+            op = normalize_op(name)
+            op = _activation_op(op, dict(node.kwargs))
+            param = activation_param(op, tuple(node.args), dict(node.kwargs))
+            for a in _flat_nodes(node.args, node.kwargs):
+                if a.op == "get_attr":
+                    layers.extend(owner.get(str(a.target), []))
+            # an add of a parameter (position embedding) is not a residual connection
+            if op == "add" and any(a.op == "get_attr" for a in _flat_nodes(node.args, node.kwargs)):
+                op = "param_add"
+        n = g.add(op, inputs, list(dict.fromkeys(layers)), param)
+        ids[node.name] = n.id
+    return g
+
+
+def _flat_nodes(args: Any, kwargs: Any) -> list:
+    import torch.fx
+
+    out: list = []
+
+    def visit(a: Any) -> None:
+        if isinstance(a, torch.fx.Node):
+            out.append(a)
+        elif isinstance(a, (list, tuple)):
+            for x in a:
+                visit(x)
+        elif isinstance(a, dict):
+            for x in a.values():
+                visit(x)
+
+    visit(args)
+    visit(kwargs)
+    return out
+
+
+# --------------------------------------------------------------------------------------- recorded forward
+def traced_graph(module, model: Model, example: Any) -> OpGraph:
+    """Run ``module(example)`` once and record every torch op (see module docstring)."""
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    owner = _layer_owner(model)
+    param_layers: dict[int, list[str]] = {}
+    for pname, p in list(module.named_parameters(remove_duplicate=False)):
+        if pname in owner:
+            param_layers.setdefault(id(p), []).extend(owner[pname])
+    g = OpGraph(source="trace")
+    producer: dict[int, int] = {}
+    keep: list[Any] = []  # keeps recorded tensors alive so ids are not reused during the pass
+
+    def tensors_in(obj: Any, depth: int = 0):
+        if depth > 4:
+            return
+        if isinstance(obj, torch.Tensor):
+            yield obj
+        elif isinstance(obj, (list, tuple)):
+            for x in obj:
+                yield from tensors_in(x, depth + 1)
+        elif isinstance(obj, dict):
+            for x in obj.values():
+                yield from tensors_in(x, depth + 1)
+        elif hasattr(obj, "to_tuple"):  # transformers ModelOutput
+            yield from tensors_in(obj.to_tuple(), depth + 1)
+
+    def record(op: str, args, kwargs, out, layers=None, param=None):
+        ins = []
+        for t in tensors_in((args, kwargs)):
+            if id(t) in producer and producer[id(t)] not in ins:
+                ins.append(producer[id(t)])
+        node = g.add(op, ins, layers, param)
+        for t in tensors_in(out):
+            producer[id(t)] = node.id
+            keep.append(t)
+        return node
+
+    class Recorder(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            if not any(True for _ in tensors_in(out)):
+                return out
+            name = getattr(func, "__name__", str(func))
+            op = _activation_op(normalize_op(name), kwargs)
+            layers: list[str] = []
+            direct_param = False
+            for t in tensors_in((args, kwargs)):
+                if id(t) in param_layers:
+                    layers.extend(param_layers[id(t)])
+                    direct_param = True
+            if op == "add" and direct_param:
+                op = "param_add"
+            record(op, args, kwargs, out, list(dict.fromkeys(layers)), activation_param(op, args, kwargs))
+            return out
+
+    inputs = example if isinstance(example, tuple) else (example,)
+    for t in tensors_in(inputs):
+        node = g.add("input")
+        producer[id(t)] = node.id
+        keep.append(t)
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad(), Recorder():
+            out = module(*inputs)
+    finally:
+        module.train(was_training)
+    ins = sorted({producer[id(t)] for t in tensors_in(out) if id(t) in producer})
+    g.add("output", ins)
+    return g
+
+
+def example_input(module, model: Model, input_shape: tuple[int, ...] | None = None):
+    """A small synthetic input for the first layer, or one of ``input_shape`` (float, or token ids)."""
+    import torch
+
+    first = next((layer for layer in model.layers if layer.kind not in ("parameter", "vector", "bias")), None)
+    config = getattr(module, "config", None)
+    if input_shape is not None:
+        if first is not None and first.kind == "embedding":
+            return torch.randint(0, first.shape[0], input_shape)
+        return torch.randn(*input_shape)
+    if first is None:
+        raise ValueError("no layer to infer an input from")
+    gen = torch.Generator().manual_seed(0)
+    if first.kind == "embedding":
+        vocab = first.shape[0]
+        return torch.randint(0, vocab, (1, 8), generator=gen)
+    if first.kind in ("linear", "linear_transposed", "bilinear"):
+        return torch.randn(2, first.fan_in if first.kind != "bilinear" else first.shape[1], generator=gen)
+    if first.kind.startswith(("conv", "depthwise_conv")):
+        d = len(first.shape) - 2
+        channels = first.shape[1] * int(first.attrs.get("groups") or 1)
+        if first.kind.startswith("conv_transpose"):
+            channels = first.shape[0]
+        size = int(getattr(config, "image_size", 0) or 0) or {1: 64, 2: 64, 3: 16}[d]
+        return torch.randn(1, channels, *([size] * d), generator=gen)
+    if first.kind.endswith("_input"):
+        return torch.randn(2, 5, first.shape[1], generator=gen)
+    raise ValueError(f"cannot infer an input for a first layer of kind {first.kind}")
+
+
+def torch_graph(module, model: Model, input_shape: tuple[int, ...] | None = None) -> tuple[OpGraph | None, str]:
+    """Best available graph: fx, else a recorded forward pass; (None, why) when neither works."""
+    import torch
+
+    notes = []
+    if input_shape is None and not isinstance(module, torch.jit.ScriptModule):
+        try:
+            return fx_graph(module, model), ""
+        except Exception as e:  # fx cannot trace data-dependent control flow; fall back
+            notes.append(f"torch.fx could not trace ({type(e).__name__})")
+    try:
+        example = example_input(module, model, input_shape)
+        return traced_graph(module, model, example), "; ".join(notes)
+    except Exception as e:
+        notes.append(f"a traced forward pass failed ({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})"
+                     "; pass --input-shape")
+    return None, "; ".join(notes)
+
+
+__all__ = ["torch_graph", "fx_graph", "traced_graph", "example_input", "NORM_OPS"]

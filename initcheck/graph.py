@@ -1,0 +1,192 @@
+"""Framework-neutral operator graph and the per-layer context read from it.
+
+Framework code (``frameworks/torch/graph.py``, the Keras loader) turns a model into an :class:`OpGraph`;
+:func:`annotate` walks it forward from each layer's output to find what consumes it: the activation
+(looking through shape-only ops), a normalization, a residual add, the model's output, the next layers.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from .model import Context, Model
+from .schemes import canonical_activation
+
+# Ops that move or select values without mixing them: the activation after them is the layer's.
+TRANSPARENT = frozenset({
+    "view", "reshape", "flatten", "unflatten", "permute", "transpose", "t", "contiguous", "dropout",
+    "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout", "identity",
+    "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
+    "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d", "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d", "adaptive_avg_pool3d", "max_pool2d_with_indices", "pad", "squeeze",
+    "unsqueeze", "getitem", "split", "chunk", "unbind", "narrow", "expand", "repeat", "to", "type",
+    "float", "half", "bfloat16", "double", "clone", "detach", "contiguous", "pixel_shuffle",
+    "pixel_unshuffle", "channel_shuffle", "zero_pad2d", "upsample", "interpolate", "movedim",
+    "swapaxes", "select", "slice", "index_select", "roll", "flip", "cat", "stack", "mean", "sum",
+})
+# Ops linear in the layer's output: no nonlinearity follows before them, so the layer feeds a linear map.
+LINEAR_OPS = frozenset({"matmul", "bmm", "mm", "einsum", "scaled_dot_product_attention", "mul", "div",
+                        "baddbmm", "addmm", "multi_head_attention_forward", "softmax", "log_softmax",
+                        "linear", "conv1d", "conv2d", "conv3d", "truediv", "neg", "sub", "rsub"})
+NORM_OPS = frozenset({"batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm", "normalize",
+                      "local_response_norm"})
+ADD_OPS = frozenset({"add", "iadd", "radd"})
+ACTIVATION_OPS = {
+    "relu": "relu", "relu6": "relu", "hardtanh": "tanh", "leaky_relu": "leaky_relu", "prelu": "leaky_relu",
+    "rrelu": "leaky_relu", "gelu": "gelu", "silu": "silu", "mish": "mish", "elu": "elu", "celu": "elu",
+    "selu": "selu", "softplus": "softplus", "tanh": "tanh", "sigmoid": "sigmoid", "hardswish": "hardswish",
+    "hardsigmoid": "sigmoid", "logsigmoid": "sigmoid", "softsign": "tanh", "tanhshrink": "linear",
+    "glu": "sigmoid", "swish": "silu", "quick_gelu": "gelu", "gelu_new": "gelu_tanh", "exp": "linear",
+}
+
+
+@dataclass
+class OpNode:
+    """One operation. ``layers``: model layers whose weights this op applies (a layer node)."""
+
+    id: int
+    op: str  # normalized name: relu, add, view, layer_norm, linear, input, output, other...
+    inputs: list[int] = field(default_factory=list)
+    layers: list[str] = field(default_factory=list)
+    param: float | None = None  # leaky_relu slope
+    activation: str | None = None  # canonical activation name when op is an activation
+
+
+@dataclass
+class OpGraph:
+    nodes: list[OpNode] = field(default_factory=list)
+    source: str = "graph"  # graph, trace, order
+
+    def add(self, op: str, inputs: list[int] | None = None, layers: list[str] | None = None,
+            param: float | None = None) -> OpNode:
+        node = OpNode(len(self.nodes), op, list(inputs or []), list(layers or []), param)
+        act = ACTIVATION_OPS.get(op)
+        if act is not None:
+            node.activation = canonical_activation(act)
+        self.nodes.append(node)
+        return node
+
+    def consumers(self) -> dict[int, list[int]]:
+        out: dict[int, list[int]] = {n.id: [] for n in self.nodes}
+        for n in self.nodes:
+            for i in n.inputs:
+                if i in out and n.id not in out[i]:
+                    out[i].append(n.id)
+        return out
+
+
+def normalize_op(name: str) -> str:
+    """'__iadd__' → 'iadd' → 'add'; 'relu_' → 'relu'; 'Tensor.view' → 'view'."""
+    n = name.rsplit(".", 1)[-1].strip("_").lower()
+    if n.endswith("_") and n[:-1]:
+        n = n[:-1]
+    return {"iadd": "add", "radd": "add", "imul": "mul", "rmul": "mul", "itruediv": "div",
+            "truediv": "div", "isub": "sub", "getitem": "getitem"}.get(n, n)
+
+
+def annotate(model: Model, graph: OpGraph) -> None:
+    """Fill each layer's Context from the graph (layers whose context a loader already set are kept)."""
+    consumers = graph.consumers()
+    by_layer: dict[str, list[OpNode]] = {}
+    for node in graph.nodes:
+        for name in node.layers:
+            by_layer.setdefault(name, []).append(node)
+    input_ids = {n.id for n in graph.nodes if n.op == "input"}
+    output_ids = {n.id for n in graph.nodes if n.op == "output"}
+    first_layers = _first_layers(graph, consumers, input_ids)
+    for layer in model.layers:
+        if layer.context.activation_source not in ("unknown",):
+            continue
+        nodes = by_layer.get(layer.name)
+        if not nodes:
+            continue
+        ctx = _walk(graph, consumers, nodes[-1], output_ids)
+        ctx.activation_source = graph.source if ctx.activation is not None else "unknown"
+        if layer.name in first_layers:
+            ctx.position = "input"
+        if layer.kind == "attention_in_proj":
+            ctx.activation, ctx.residual, ctx.activation_source = "linear", False, graph.source
+        layer.context = ctx
+
+
+def _walk(graph: OpGraph, consumers: dict[int, list[int]], start: OpNode, output_ids: set[int]) -> Context:
+    """Breadth-first from a layer's op through the ops that do not end its influence."""
+    ctx = Context(activation_source="unknown")
+    activation: str | None = None
+    param: float | None = None
+    decided = False
+    seen = {start.id}
+    queue = deque((c, True) for c in consumers.get(start.id, []))
+    # 'direct' = only transparent or norm ops so far: an activation here is this layer's activation
+    while queue:
+        nid, direct = queue.popleft()
+        if nid in seen:
+            continue
+        seen.add(nid)
+        node = graph.nodes[nid]
+        if nid in output_ids:
+            if direct and not ctx.residual:
+                ctx.position = "output"
+                if activation is None and not decided:
+                    activation, decided = "linear", True
+            continue
+        if node.layers:
+            ctx.consumers.extend(x for x in node.layers if x not in ctx.consumers)
+            if node.op in NORM_OPS and direct:
+                ctx.norm_after = True
+                queue.extend((c, True) for c in consumers.get(nid, []))
+            elif direct and not decided:
+                activation, decided = "linear", True
+            continue
+        if node.op in TRANSPARENT:
+            queue.extend((c, direct) for c in consumers.get(nid, []))
+            continue
+        if node.op in NORM_OPS:
+            if direct:
+                ctx.norm_after = True
+            queue.extend((c, direct) for c in consumers.get(nid, []))
+            continue
+        if node.activation is not None:
+            if direct and not decided:
+                activation, param, decided = node.activation, node.param, True
+            queue.extend((c, False) for c in consumers.get(nid, []))
+            continue
+        if node.op in ADD_OPS:
+            if direct and len(node.inputs) >= 2:
+                ctx.residual = True
+                if not decided:
+                    activation, decided = "linear", True
+            queue.extend((c, False) for c in consumers.get(nid, []))
+            continue
+        if node.op in LINEAR_OPS:
+            if direct and not decided:
+                activation, decided = "linear", True
+            queue.extend((c, False) for c in consumers.get(nid, []))
+            continue
+        # an op initcheck does not know: the activation stays unknown unless decided elsewhere
+        if direct and not decided:
+            decided = True
+        queue.extend((c, False) for c in consumers.get(nid, []))
+    ctx.activation = activation
+    ctx.activation_param = param
+    return ctx
+
+
+def _first_layers(graph: OpGraph, consumers: dict[int, list[int]], input_ids: set[int]) -> set[str]:
+    """Layers reached from an input through shape-only ops (the model's input layers)."""
+    found: set[str] = set()
+    queue = deque(c for i in input_ids for c in consumers.get(i, []))
+    seen: set[int] = set()
+    while queue:
+        nid = queue.popleft()
+        if nid in seen:
+            continue
+        seen.add(nid)
+        node = graph.nodes[nid]
+        if node.layers:
+            found.update(node.layers)
+            continue
+        if node.op in TRANSPARENT or node.op in NORM_OPS:
+            queue.extend(consumers.get(nid, []))
+    return found

@@ -1,0 +1,284 @@
+"""IC1xx: weight scale against what the activation that follows needs.
+
+The acceptable band for a layer spans every sound scheme for its activation: fan_in (forward-preserving)
+to fan_out (backward-preserving) modes, with data-flow and framework fans, and each plausible gain
+(``schemes.plausible_std_range``). It is widened by a tolerance of √2.5 in std (2.5× in variance: the
+disagreement between He and Xavier on a square ReLU layer is 2×, which is accepted) and by the χ² sampling
+band of the layer's size (``significance.rms_noise_band``). How far outside sets the severity.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from statistics import median
+from typing import Iterable
+
+from ..judge import is_scale_layer
+from ..model import Layer, Model
+from ..report import Finding
+from ..schemes import gain, recommended_scheme
+from ..significance import Z_CRIT, log_std_se, rms_noise_band
+from . import RuleOptions, rule
+
+TOLERANCE = math.sqrt(2.5)  # std factor accepted beyond the band of sound schemes
+WARN_FACTOR = math.sqrt(3.0)  # beyond the tolerant band by this (3× in variance): warning
+ERROR_FACTOR = math.sqrt(30.0)  # 30× in variance: error (×10 or ×0.1 in std on a sound layer)
+
+
+def scale_verdict(layer: Layer) -> tuple[float, str] | None:
+    """(factor outside the tolerant band, 'large'|'small'), or None inside it or when not judged."""
+    band = layer.analysis.get("band")
+    st = layer.weight.stats
+    if band is None or st is None or not st.finite or st.nan or st.inf or st.zero_fraction == 1.0 \
+            or st.min == st.max:
+        return None
+    lo, hi = band
+    noise_lo, noise_hi = rms_noise_band(st.finite)
+    upper = hi * TOLERANCE * noise_hi
+    lower = lo / TOLERANCE * noise_lo
+    if st.rms > upper:
+        return st.rms / upper, "large"
+    if st.rms < lower:
+        return (lower / st.rms if st.rms > 0 else math.inf), "small"
+    return None
+
+
+def _severity(factor: float, layer: Layer, direction: str, trained: bool) -> tuple[str, str]:
+    """Severity and the reason for it."""
+    ctx = layer.context
+    if trained:
+        return "info", "trained checkpoint"
+    if direction == "small" and ctx.residual:
+        return "info", "last layer of a residual branch: a small or zero init there is deliberate (Fixup, zero-init residual)"
+    if direction == "small" and ctx.position == "output":
+        return "info", "output layer: a small head is a common deliberate choice"
+    if ctx.norm_after:
+        # forward scale is undone by the normalization, but a scale-invariant layer's effective
+        # learning rate goes as 1/‖w‖², so a gross error still matters
+        return ("warning" if factor >= ERROR_FACTOR else "info"), "a normalization follows"
+    if factor >= ERROR_FACTOR:
+        return "error", ""
+    if factor >= WARN_FACTOR:
+        return "warning", ""
+    return "info", ""
+
+
+def _fix_text(layer: Layer) -> str:
+    act = layer.context.activation
+    scheme = recommended_scheme(act)
+    fp = layer.analysis.get("fingerprint") or {}
+    dist = "uniform" if fp.get("distribution") == "uniform" else "normal"
+    g = gain(act, layer.context.activation_param)
+    if scheme.family == "he":
+        nl = act if act in ("relu", "leaky_relu", "tanh", "sigmoid", "selu", "linear") else None
+        torch_call = (f"torch.nn.init.kaiming_{dist}_(w, nonlinearity='{nl}')" if nl else
+                      f"torch.nn.init.kaiming_{dist}_(w) then scale by {g / math.sqrt(2):.3g}")
+    elif scheme.family == "lecun":
+        torch_call = "torch.nn.init.normal_(w, std=1/√fan_in) (LeCun)"
+    else:
+        torch_call = f"torch.nn.init.xavier_{dist}_(w, gain={g:.3g})"
+    return f"{torch_call}, or `initcheck fix`"
+
+
+def _describe(layer: Layer) -> str:
+    ctx = layer.context
+    act = ctx.activation or "unknown activation"
+    return f"{act}" + (f" ({ctx.activation_source})" if ctx.activation else "")
+
+
+@rule(
+    "IC101", "scale-too-large", "error",
+    "Weights are larger than any sound scheme gives for the activation that follows.",
+    """
+    Each layer's weights are compared with the band of std values that Xavier/Glorot, He/Kaiming and LeCun
+    give for its fans and the activation that consumes its output (detected from the model's graph), in
+    fan_in, fan_out and averaged modes, widened by a tolerance of √2.5 and by the sampling error of the
+    layer's size. Too-large weights grow the signal's variance at every such layer: activations saturate
+    (tanh, sigmoid) or explode (ReLU), gradients follow. Severity: warning at 3× the band's variance,
+    error at 30×. With a normalization right after, the forward scale is harmless and the finding is info,
+    except for gross errors (warning), since a scale-invariant layer's effective learning rate goes as 1/‖w‖².
+
+    Example: `fc2` (256→256, ReLU) has std 0.88, He gives 0.088: ratio 10.0.
+
+    Fix: reinitialize with the scheme for the activation, e.g. `torch.nn.init.kaiming_normal_(w,
+    nonlinearity='relu')`, or run `initcheck fix MODEL -o OUT`.
+    """,
+)
+def too_large(model: Model, options: RuleOptions) -> Iterable[Finding]:
+    yield from _scale_findings(model, options, "large", known=True)
+
+
+@rule(
+    "IC102", "scale-too-small", "error",
+    "Weights are smaller than any sound scheme gives for the activation that follows.",
+    """
+    The mirror of IC101: too-small weights shrink the signal's variance at every layer, so deep stacks
+    vanish (the classic failure of a deep ReLU MLP under PyTorch's default U(±1/√fan_in), which shrinks the
+    variance ~6× per layer; see also IC105). A deliberately small or zero last layer of a residual branch
+    (zero-init residual, Fixup, ReZero) or of the output head is good practice and is reported at info.
+
+    Example: `blocks.3.fc1` (512→512, GELU) has std 0.0013, expected 0.068: ratio 0.02.
+
+    Fix: reinitialize with the scheme for the activation, e.g. He for ReLU (`initcheck fix`).
+    """,
+)
+def too_small(model: Model, options: RuleOptions) -> Iterable[Finding]:
+    yield from _scale_findings(model, options, "small", known=True)
+
+
+@rule(
+    "IC103", "unexplained-scale", "error",
+    "The activation is unknown and no plausible scheme explains the weights' scale.",
+    """
+    When initcheck cannot tell which activation follows a layer (a tensor-only file without `--model`, a
+    model it could not trace), it accepts any std that some scheme in its table gives with some activation
+    (gains from 0.75 to 1.74, fan_in to fan_out), widened as for IC101. What is outside that is wrong
+    whatever the activation. Severity as IC101/IC102. Tell initcheck the activation with `--activation
+    relu` or the architecture with `--model package.module:factory` for a sharper judgement.
+
+    Example: `encoder.2.weight` (512×512) has std 0.45 where any scheme gives 0.033 to 0.077.
+
+    Fix: reinitialize (`initcheck fix`), naming the activation.
+    """,
+)
+def unexplained(model: Model, options: RuleOptions) -> Iterable[Finding]:
+    yield from _scale_findings(model, options, None, known=False)
+
+
+def _scale_findings(model: Model, options: RuleOptions, want: str | None, known: bool) -> Iterable[Finding]:
+    for layer in model.layers:
+        if not is_scale_layer(layer) or (layer.context.activation is not None) != known:
+            continue
+        verdict = scale_verdict(layer)
+        if verdict is None:
+            continue
+        factor, direction = verdict
+        if want is not None and direction != want:
+            continue
+        severity, why = _severity(factor, layer, direction, options.trained)
+        a = layer.analysis
+        st = layer.weight.stats
+        lo, hi = a["band"]
+        code = {"large": "IC101", "small": "IC102"}[direction] if known else "IC103"
+        if known:
+            msg = (f"std {st.rms:.3g} is {a['std_ratio']:.2f}× the {recommended_scheme(layer.context.activation).family}"
+                   f" expectation {a['expected_std']:.3g} for {_describe(layer)}, fans {layer.fan_in}/{layer.fan_out};"
+                   f" sound schemes give {lo:.3g}–{hi:.3g}")
+        else:
+            msg = (f"std {st.rms:.3g} is outside {lo:.3g}–{hi:.3g}, what any scheme gives for fans "
+                   f"{layer.fan_in}/{layer.fan_out} with any activation ({'too large' if direction == 'large' else 'too small'})")
+        fp = a.get("fingerprint") or {}
+        if fp.get("scheme") not in (None, "unknown"):
+            msg += f"; looks like {fp.get('label')}"
+        if why:
+            msg += f" [{why}]"
+        yield Finding(code, severity, layer.name, msg, fix=_fix_text(layer),
+                      data={"std": st.rms, "expected_std": a["expected_std"], "band": [lo, hi],
+                            "factor_outside_band": factor})
+
+
+# --------------------------------------------------------------------------------------------- siblings
+_INDEX = re.compile(r"(?<=[._])\d+(?=[._]|$)")
+
+
+def sibling_key(layer: Layer) -> tuple:
+    """Layers playing the same role: same kind and shape, names equal up to block indices."""
+    return layer.kind, tuple(layer.shape), _INDEX.sub("#", layer.name)
+
+
+@rule(
+    "IC104", "sibling-outlier", "warning",
+    "A layer's scale differs from the layers that play the same role in other blocks.",
+    """
+    Layers with the same kind and shape whose names differ only in a block index (`encoder.layer.3.attention
+    .self.query` and its 11 siblings) are initialized alike in every architecture initcheck knows. A layer
+    whose std is more than 2× from the median of at least two siblings (and beyond their spread and its
+    sampling error) was very likely missed or hit twice by an init loop, or corrupted.
+
+    Example: `h.7.mlp.c_fc` has std 0.2, its 11 siblings 0.02 (×10.0).
+
+    Fix: reinitialize that layer like its siblings (`initcheck fix --layers 'h.7.mlp.c_fc'`).
+    """,
+)
+def sibling_outlier(model: Model, options: RuleOptions) -> Iterable[Finding]:
+    groups: dict[tuple, list[Layer]] = {}
+    for layer in model.layers:
+        st = layer.weight.stats
+        if layer.is_matrix and st is not None and st.finite and not (st.nan or st.inf) and st.rms > 0 \
+                and "#" in sibling_key(layer)[2]:
+            groups.setdefault(sibling_key(layer), []).append(layer)
+    for key, members in groups.items():
+        if len(members) < 3:
+            continue
+        logs = {m.name: math.log(m.weight.stats.rms) for m in members}
+        for m in members:
+            others = [v for k, v in logs.items() if k != m.name]
+            center = median(others)
+            spread = median(abs(v - center) for v in others) * 1.4826
+            se = log_std_se(m.weight.stats.finite) * math.sqrt(2)
+            dev = logs[m.name] - center
+            threshold = max(math.log(2.0), 5 * spread, Z_CRIT * se)
+            if abs(dev) > threshold:
+                ratio = math.exp(dev)
+                severity = "info" if options.trained else "warning"
+                yield Finding(
+                    "IC104", severity, m.name,
+                    f"std {m.weight.stats.rms:.3g} is ×{ratio:.3g} the median {math.exp(center):.3g} of its "
+                    f"{len(others)} siblings ({key[2]})",
+                    fix="reinitialize it like its siblings", data={"ratio": ratio, "siblings": len(others)})
+
+
+# ------------------------------------------------------------------------------------------ signal chain
+def forward_gain(layer: Layer) -> float | None:
+    """Variance multiplier of the signal through this layer and its activation, relative to preservation:
+    1 for a He (fan_in) init with the activation's gain; (rms·gain⁻¹·√fan_in)²."""
+    st = layer.weight.stats
+    act = layer.context.activation
+    if st is None or act is None or not layer.fan_in or not st.finite or st.nan or st.inf:
+        return None
+    g = gain(act, layer.context.activation_param)
+    return (st.rms * math.sqrt(layer.fan_in) / g) ** 2
+
+
+@rule(
+    "IC105", "signal-chain", "warning",
+    "Through a chain of un-normalized layers the signal's variance vanishes or explodes.",
+    """
+    Per-layer scale errors compound: a stack of L layers each shrinking the forward variance by a factor
+    r ends with r^L. initcheck follows the graph through consecutive layers that have no normalization
+    after them and no residual connection, multiplies each layer's forward variance gain (1 for He with
+    the right gain), and warns when the product over 3 or more layers leaves [1/100, 100].
+
+    Example: an 8-layer ReLU MLP under PyTorch's default init: ×0.17 per layer, ×6e-7 at the output.
+
+    Fix: He init for ReLU layers (`initcheck fix`), or normalization between layers.
+    """,
+)
+def signal_chain(model: Model, options: RuleOptions) -> Iterable[Finding]:
+    by_name = {layer.name: layer for layer in model.layers}
+    eligible = {layer.name for layer in model.layers
+                if is_scale_layer(layer) and not layer.context.norm_after and not layer.context.residual
+                and forward_gain(layer) is not None}
+    successors = {n: [c for c in by_name[n].context.consumers if c in eligible] for n in eligible}
+    has_pred = {c for cs in successors.values() for c in cs}
+    for start in [n for n in by_name if n in eligible and n not in has_pred]:
+        chain = [start]
+        while successors.get(chain[-1]) and len(successors[chain[-1]]) == 1 and successors[chain[-1]][0] not in chain:
+            chain.append(successors[chain[-1]][0])
+        if len(chain) < 3:
+            continue
+        gains = [forward_gain(by_name[n]) for n in chain]
+        total = math.prod(gains)
+        if 1e-2 <= total <= 1e2:
+            continue
+        per_layer = total ** (1 / len(chain))
+        direction = "shrinks" if total < 1 else "grows"
+        yield Finding(
+            "IC105", "info" if options.trained else "warning", chain[0],
+            f"signal variance {direction} ×{per_layer:.2g} per layer over {len(chain)} layers "
+            f"({chain[0]} … {chain[-1]}): ×{total:.2g} at the end",
+            fix="He init for ReLU layers / the activation's gain (`initcheck fix`), or add normalization",
+            data={"chain": chain, "per_layer": per_layer, "total": total})
+
+

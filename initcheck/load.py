@@ -24,14 +24,15 @@ def natural_key(name: str) -> list:
     return [int(p) if p.isdigit() else p for p in _NATURAL.split(name)]
 
 
-def load(source: Any, *, trust: bool = False) -> Model:
+def load(source: Any, *, trust: bool = False, model_factory: str | None = None) -> Model:
     """Load ``source`` (a path, an ``nn.Module`` or a ``keras.Model``) as a Model.
 
     Files that hold programs (pickled modules, TorchScript, exported programs, SavedModels, Keras Lambda
     layers) load only with ``trust=True``; otherwise :class:`~initcheck.errors.UntrustedFormatError`.
+    ``model_factory`` (``package.module:factory``) builds the architecture for a Keras ``.weights.h5``.
     """
     if isinstance(source, (str, os.PathLike)):
-        return load_path(os.fspath(source), trust=trust)
+        return load_path(os.fspath(source), trust=trust, model_factory=model_factory)
     return load_object(source)
 
 
@@ -64,9 +65,9 @@ def _is_keras_model(obj: Any) -> bool:
                for c in type(obj).__mro__)
 
 
-def load_path(path: str, *, trust: bool = False) -> Model:
+def load_path(path: str, *, trust: bool = False, model_factory: str | None = None) -> Model:
     fmt = sniff(path)
-    model = _load_sniffed(path, fmt, trust)
+    model = _load_sniffed(path, fmt, trust, model_factory)
     note = _extension_note(path, fmt)
     if note:
         model.source_notes.append(note)
@@ -96,7 +97,7 @@ def _extension_note(path: str, fmt: str) -> str | None:
     return f"the name says {said} but the content is {fmt}: read as {fmt}"
 
 
-def _load_sniffed(path: str, fmt: str, trust: bool) -> Model:
+def _load_sniffed(path: str, fmt: str, trust: bool, model_factory: str | None = None) -> Model:
     if fmt == "safetensors":
         return _safetensors_model([path], path, "safetensors")
     if fmt == "safetensors_index":
@@ -117,7 +118,7 @@ def _load_sniffed(path: str, fmt: str, trust: bool) -> Model:
     if fmt in ("keras_zip", "hdf5", "saved_model"):
         from .frameworks.keras.load import load_keras_file
 
-        return load_keras_file(path, fmt, trust)
+        return load_keras_file(path, fmt, trust, model_factory=model_factory)
     raise InitcheckError(f"unsupported format {fmt}", path)  # pragma: no cover - sniff returns known formats
 
 

@@ -117,14 +117,19 @@ def _walk(graph: OpGraph, consumers: dict[int, list[int]], start: OpNode, output
     param: float | None = None
     decided = False
     seen = {start.id}
-    queue = deque((c, True) for c in consumers.get(start.id, []))
+    queue = deque((c, True, start.id) for c in consumers.get(start.id, []))
     # 'direct' = only transparent or norm ops so far: an activation here is this layer's activation
     while queue:
-        nid, direct = queue.popleft()
+        nid, direct, prev = queue.popleft()
         if nid in seen:
             continue
         seen.add(nid)
         node = graph.nodes[nid]
+        if direct and _is_attention_logit_input(node, prev, graph, consumers):
+            ctx.attention_logits = True
+            if not decided:
+                activation, decided = "linear", True
+            continue
         if nid in output_ids:
             if direct and not ctx.residual:
                 ctx.position = "output"
@@ -135,42 +140,70 @@ def _walk(graph: OpGraph, consumers: dict[int, list[int]], start: OpNode, output
             ctx.consumers.extend(x for x in node.layers if x not in ctx.consumers)
             if node.op in NORM_OPS and direct:
                 ctx.norm_after = True
-                queue.extend((c, True) for c in consumers.get(nid, []))
+                queue.extend((c, True, nid) for c in consumers.get(nid, []))
             elif direct and not decided:
                 activation, decided = "linear", True
             continue
         if node.op in TRANSPARENT:
-            queue.extend((c, direct) for c in consumers.get(nid, []))
+            queue.extend((c, direct, nid) for c in consumers.get(nid, []))
             continue
         if node.op in NORM_OPS:
             if direct:
                 ctx.norm_after = True
-            queue.extend((c, direct) for c in consumers.get(nid, []))
+            queue.extend((c, direct, nid) for c in consumers.get(nid, []))
             continue
         if node.activation is not None:
             if direct and not decided:
                 activation, param, decided = node.activation, node.param, True
-            queue.extend((c, False) for c in consumers.get(nid, []))
+            queue.extend((c, False, nid) for c in consumers.get(nid, []))
             continue
         if node.op in ADD_OPS:
             if direct and len(node.inputs) >= 2:
                 ctx.residual = True
                 if not decided:
                     activation, decided = "linear", True
-            queue.extend((c, False) for c in consumers.get(nid, []))
+            queue.extend((c, False, nid) for c in consumers.get(nid, []))
             continue
         if node.op in LINEAR_OPS:
             if direct and not decided:
                 activation, decided = "linear", True
-            queue.extend((c, False) for c in consumers.get(nid, []))
+            queue.extend((c, False, nid) for c in consumers.get(nid, []))
             continue
         # an op initcheck does not know: the activation stays unknown unless decided elsewhere
         if direct and not decided:
             decided = True
-        queue.extend((c, False) for c in consumers.get(nid, []))
+        queue.extend((c, False, nid) for c in consumers.get(nid, []))
     ctx.activation = activation
     ctx.activation_param = param
     return ctx
+
+
+def _is_attention_logit_input(node: OpNode, prev: int, graph: OpGraph | None = None,
+                              consumers: dict[int, list[int]] | None = None) -> bool:
+    """The query or key of an attention: q·kᵀ goes to a softmax, so the scale only sharpens attention."""
+    if node.op == "scaled_dot_product_attention":
+        return prev in node.inputs[:2]
+    if node.op in ("matmul", "bmm", "einsum", "baddbmm") and graph is not None and consumers is not None:
+        return _leads_to_softmax(graph, consumers, node.id)
+    return False
+
+
+_LOGIT_PATH = TRANSPARENT | {"div", "mul", "add", "sub", "masked_fill", "where", "float", "to"}
+
+
+def _leads_to_softmax(graph: OpGraph, consumers: dict[int, list[int]], nid: int, depth: int = 6) -> bool:
+    frontier = [nid]
+    for _ in range(depth):
+        nxt = []
+        for i in frontier:
+            for c in consumers.get(i, []):
+                op = graph.nodes[c].op
+                if op in ("softmax", "log_softmax"):
+                    return True
+                if op in _LOGIT_PATH and not graph.nodes[c].layers:
+                    nxt.append(c)
+        frontier = nxt
+    return False
 
 
 def _first_layers(graph: OpGraph, consumers: dict[int, list[int]], input_ids: set[int]) -> set[str]:

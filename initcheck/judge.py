@@ -43,8 +43,7 @@ def judge(model: Model, options: "CheckOptions") -> list[str]:
     trained, why = looks_trained(model)
     if trained:
         banners.append(f"trained checkpoint ({why}): initialization rules report at info level")
-    for note in model.graph_notes:
-        banners.append(note)
+    model.source_notes.extend(n for n in model.graph_notes if n not in model.source_notes)
     return banners
 
 
@@ -88,7 +87,8 @@ def _is_torch_module(obj) -> bool:
 
 def _order_context(model: Model) -> None:
     """Without a graph, only positions: the first matrix layer is the input, the last the output."""
-    matrices = [layer for layer in model.layers if is_scale_layer(layer) or layer.kind == "embedding"]
+    matrices = [layer for layer in model.layers if (is_scale_layer(layer) or layer.kind == "embedding")
+                and layer.context.activation_source == "unknown"]
     if matrices:
         matrices[0].context.position = "input"
         matrices[-1].context.position = "output"
@@ -98,6 +98,8 @@ def _name_context(model: Model) -> None:
     """Tensor-only files: positions from order, residual ends and heads from common names."""
     _order_context(model)
     for layer in model.layers:
+        if layer.context.activation_source != "unknown":
+            continue
         if RESIDUAL_END_NAME.search(layer.name):
             layer.context.residual = True
         if HEAD_NAME.search(layer.name):

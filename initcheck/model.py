@@ -146,6 +146,7 @@ class Context:
     activation_source: str = "unknown"  # graph, trace, order, user, unknown
     norm_after: bool = False  # a normalization consumes the output before any other weight layer
     residual: bool = False  # the output is added to a residual path
+    attention_logits: bool = False  # the output only scales attention logits (query/key projections)
     position: str = "hidden"  # input, hidden, output
     consumers: list[str] = field(default_factory=list)  # names of weight layers fed next
 

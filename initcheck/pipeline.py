@@ -43,11 +43,25 @@ def analyze(model: Model, options: CheckOptions | None = None) -> Report:
     """Statistics, context, expectations, fingerprints and rules for an already loaded model."""
     options = options or CheckOptions()
     rules = select_rules(options.select, options.ignore)  # validates codes before any work
+    model = attach_architecture(model, options)
     compute_statistics(model, options.progress)
     banners = _judge(model, options)
     trained = any(b.startswith("trained") for b in banners)
     findings = run_rules(model, rules, RuleOptions(trained=trained))
     return Report(model=model, findings=findings, banners=banners)
+
+
+def attach_architecture(model: Model, options: CheckOptions) -> Model:
+    """With ``--model``, a tensor-only file is loaded into the user's architecture (for its graph)."""
+    if not options.model_factory or model.handle is not None:
+        return model
+    if model.framework in ("torch", "safetensors"):
+        from .frameworks.factory import build_torch_module
+
+        return build_torch_module(model, options.model_factory)
+    from .frameworks.keras.load import load_weights_with_factory  # Keras .weights.h5
+
+    return load_weights_with_factory(model.path, options.model_factory)
 
 
 def _judge(model: Model, options: CheckOptions) -> list[str]:

@@ -128,6 +128,7 @@ def layer_json(layer: Layer) -> dict:
         "norm_after": ctx.norm_after,
         "residual": ctx.residual,
         "position": ctx.position,
+        "attention_logits": ctx.attention_logits,
     }
     out["activation"] = ctx.activation
     out["activation_source"] = ctx.activation_source

@@ -51,6 +51,8 @@ def _severity(factor: float, layer: Layer, direction: str, trained: bool) -> tup
         return "info", "trained checkpoint"
     if direction == "small" and ctx.residual:
         return "info", "last layer of a residual branch: a small or zero init there is deliberate (Fixup, zero-init residual)"
+    if direction == "small" and ctx.attention_logits:
+        return "info", "query/key projection: small weights start attention near uniform, the usual choice"
     if direction == "small" and ctx.position == "output":
         return "info", "output layer: a small head is a common deliberate choice"
     if ctx.norm_after:

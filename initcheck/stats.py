@@ -150,7 +150,8 @@ def compute_stats(blocks: Iterable[np.ndarray], per_unit: bool = True) -> Tensor
                 unit_std = b.std(axis=1)
                 unit_rms_parts.append(np.sqrt((b * b).mean(axis=1)))
                 unit_std_parts.append(unit_std)
-                constant_units += int(np.count_nonzero(unit_std == 0))
+                # max == min, not std == 0: the float64 std of a constant row like 0.3 is ~1e-17, not 0
+                constant_units += int(np.count_nonzero(b.max(axis=1) == b.min(axis=1)))
                 for row in b:
                     key = hashlib.blake2b(row.tobytes(), digest_size=16).digest()
                     if key in seen:

@@ -45,10 +45,59 @@ def load_torch_file(path: str, fmt: str, trust: bool = False) -> Model:
         torch = import_torch()
         ep = _call(path, lambda: torch.export.load(path))
         module = ep.module()
+        restore_exported_classes(ep, module)
         return model_from_module(module, path, "exported_program", handle=ep)
     torch = import_torch()
     obj = _torch_load(torch, path, fmt, trust)
     return model_from_object(obj, path, trust)
+
+
+def restore_exported_classes(ep, module) -> None:
+    """``ExportedProgram.module()`` keeps parameter names but turns every submodule into a plain
+    ``Module``. The graph still records each call's original class (``nn_module_stack``) and each
+    convolution's ``groups``/``transposed`` arguments: put them back as ``original_name`` and attributes,
+    so the module walker classifies layers exactly as for the live model."""
+    classes: dict[str, str] = {}
+    conv_args: dict[str, dict] = {}
+    params = dict(getattr(ep.graph_signature, "inputs_to_parameters", {}) or {})
+    for node in ep.graph.nodes:
+        for entry in (node.meta.get("nn_module_stack") or {}).values():
+            try:
+                fqn, cls = entry
+            except (TypeError, ValueError):
+                continue
+            cls_name = cls if isinstance(cls, str) else getattr(cls, "__name__", str(cls))
+            classes[str(fqn)] = cls_name.rsplit(".", 1)[-1]
+        schema = getattr(node.target, "_schema", None)
+        if node.op != "call_function" or schema is None or "conv" not in schema.name:
+            continue
+        names = [a.name for a in schema.arguments]
+        if "weight" not in names:
+            continue
+
+        def arg(name, default=None):
+            if name in node.kwargs:
+                return node.kwargs[name]
+            i = names.index(name) if name in names else None
+            return node.args[i] if i is not None and i < len(node.args) else default
+
+        weight = arg("weight")
+        fqn = params.get(getattr(weight, "name", None))
+        if fqn and fqn.endswith(".weight"):
+            conv_args[fqn[: -len(".weight")]] = {"groups": int(arg("groups", 1) or 1),
+                                                 "transposed": bool(arg("transposed", False))
+                                                 or "transpose" in schema.name}
+    for name, sub in module.named_modules():
+        cls = classes.get(name)
+        if cls and type(sub).__name__ in ("Module", "InterpreterModule"):
+            object.__setattr__(sub, "original_name", cls)
+        info = conv_args.get(name)
+        w = getattr(sub, "weight", None)
+        if info and w is not None and w.dim() >= 3:
+            object.__setattr__(sub, "groups", info["groups"])
+            object.__setattr__(sub, "transposed", info["transposed"])
+            if not info["transposed"]:
+                object.__setattr__(sub, "in_channels", int(w.shape[1]) * info["groups"])
 
 
 def _require_trust(path: str, what: str, trust: bool) -> None:

@@ -54,47 +54,91 @@ def main() -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--format", "fmt", default=None, help="Output format: table (default), json, and more (see docs).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report to this file.")
+@click.option("--format", "fmt", type=click.Choice(["table", "concise", "json", "sarif", "github", "markdown"]),
+              default=None, help="Output format (default: table, or 'format' in the config).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report to this file (atomically).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="Read settings from this file instead of the nearest pyproject.toml [tool.initcheck].")
+@click.option("--isolated", is_flag=True, help="Ignore every configuration file.")
 @click.option("--fail-on", type=click.Choice(FAIL_ON), default=None, show_default="error",
               help="Exit 1 when a finding is at or above this severity.")
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when findings are at or above --fail-on.")
 @click.option("--select", multiple=True, help="Only these rule codes or prefixes (comma-separated).")
+@click.option("--extend-select", multiple=True, help="Add these rule codes or prefixes to the selection.")
 @click.option("--ignore", multiple=True, help="Skip these rule codes or prefixes (comma-separated).")
+@click.option("--extend-ignore", multiple=True, help="Skip these too, on top of the config's 'ignore'.")
 @click.option("--trust", is_flag=True, help="Allow formats that execute code when loaded (pickled modules, "
               "TorchScript, .pt2, SavedModel, Keras Lambda layers).")
 @click.option("--activation", help="Activation for layers whose activation cannot be detected.")
 @click.option("--model", "model_factory", help="package.module:factory building the architecture for a "
               "tensor-only file (imports your code).")
 @click.option("--input-shape", help="Input shape for a traced forward pass, e.g. 1,3,224,224.")
-@click.option("--quiet", "-q", is_flag=True, help="Only warnings and errors, no table.")
+@click.option("--baseline", type=click.Path(dir_okay=False),
+              help="Accept the findings recorded in this file; only new ones are shown and fail.")
+@click.option("--update-baseline", is_flag=True, help="Record the current findings in the --baseline file.")
+@click.option("--statistics", is_flag=True, help="Show the count of findings per rule instead of the report.")
+@click.option("--plot", type=click.Path(dir_okay=False),
+              help="Also draw std per layer and histograms of flagged layers to this PNG (needs matplotlib).")
+@click.option("--html", type=click.Path(dir_okay=False),
+              help="Also write a self-contained HTML report (table and plots) to this file.")
+@click.option("--quiet", "-q", is_flag=True, help="Only warnings and errors: no table, no summary when clean.")
+@click.option("--no-color", is_flag=True, help="Never color the output (also: the NO_COLOR variable).")
 @click.option("--no-progress", is_flag=True, help="Never show a progress bar.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
-def check(paths: tuple[str, ...], fmt: str | None, output: str | None, fail_on: str | None,
-          select: tuple[str, ...], ignore: tuple[str, ...], trust: bool, activation: str | None,
-          model_factory: str | None, input_shape: str | None, quiet: bool, no_progress: bool,
+def check(paths: tuple[str, ...], fmt: str | None, output: str | None, config_file: str | None, isolated: bool,
+          fail_on: str | None, exit_zero: bool, select: tuple[str, ...], extend_select: tuple[str, ...],
+          ignore: tuple[str, ...], extend_ignore: tuple[str, ...], trust: bool, activation: str | None,
+          model_factory: str | None, input_shape: str | None, baseline: str | None, update_baseline: bool,
+          statistics: bool, plot: str | None, html: str | None, quiet: bool, no_color: bool, no_progress: bool,
           debug: bool, **extra: Any) -> None:
-    """Check the initialization of one or more models (PATHS: files or model directories)."""
-    from .pipeline import CheckOptions, analyze
-    from .load import load
-    from .render import render, renderers
+    """Check the initialization of one or more models (PATHS: files or model directories).
 
-    fmt = fmt or "table"
-    fail_on = fail_on or "error"
+    Settings come from the nearest pyproject.toml [tool.initcheck] (or --config); flags override them.
+    Exit 0: nothing at or above --fail-on; 1: findings at or above it; 2: bad usage or a file that
+    could not be checked (the other files are still reported).
+    """
+    import os
+
+    from .baseline import Baseline, describe_stale
+    from .config import apply_per_layer_ignores, discover, load_config, parse_shape, resolve
+    from .load import load
+    from .pipeline import CheckOptions, analyze
+    from .render import render, renderers
+    from .rules import select_rules
+
+    reports: list = []
+    failures = 0
+    settings = None
     try:
+        config_path = config_file or (None if isolated else discover(paths))
+        settings = resolve(load_config(config_path) if config_path else None, {
+            "select": _split_codes(select), "ignore": _split_codes(ignore),
+            "extend_select": _split_codes(extend_select), "extend_ignore": _split_codes(extend_ignore),
+            "fail_on": fail_on, "activation": activation, "model_factory": model_factory,
+            "input_shape": parse_shape(input_shape) if input_shape else None, "format": fmt,
+            "baseline": baseline,
+        })
+        fmt = settings.format or "table"
         if fmt not in renderers():
             raise InitcheckError(f"unknown format {fmt!r} (choose from {', '.join(renderers())})")
-        options = CheckOptions(
-            trust=trust, select=_split_codes(select), ignore=_split_codes(ignore), activation=activation,
-            model_factory=model_factory, input_shape=_parse_shape(input_shape),
-            progress=False if no_progress else None,
-        )
-        from .rules import select_rules
+        if update_baseline and not settings.baseline:
+            raise InitcheckError("--update-baseline needs --baseline FILE (or 'baseline' in the config)")
+        if plot:
+            from .render.plot import require_matplotlib
 
+            require_matplotlib("--plot")
+        options = CheckOptions(trust=trust, progress=False if no_progress else None, **settings.check_kwargs())
         select_rules(options.select, options.ignore)
-        reports = []
-        for path in paths:
+        accepted = None
+        if settings.baseline and not update_baseline:
+            accepted = Baseline.load(settings.baseline)
+    except InitcheckError as e:
+        _fail(str(e), debug)
+
+    for path in paths:
+        try:
             try:
-                reports.append(analyze(load(path, trust=trust), options))
+                report = analyze(load(path, trust=trust), options)
             except InitcheckError as e:
                 if e.path is None:
                     e.path = path
@@ -106,17 +150,78 @@ def check(paths: tuple[str, ...], fmt: str | None, output: str | None, fail_on: 
                     raise
                 raise InitcheckError(f"unexpected failure: {type(e).__name__}: {e} (rerun with --debug)",
                                      path) from e
-        text = render(reports, fmt, color=sys.stdout.isatty() and not output, quiet=quiet)
-        if output:
-            from .io import atomic_write_text
+            apply_per_layer_ignores(report, settings.per_layer_ignores)
+            reports.append(report)
+        except InitcheckError as e:
+            if debug:
+                traceback.print_exc()
+            click.echo(f"initcheck: error: {e}", err=True)
+            failures += 1
 
-            atomic_write_text(output, text)
-        else:
-            click.echo(text, nl=False)
+    try:
+        if update_baseline and reports:
+            accepted = Baseline.load(settings.baseline) if os.path.exists(settings.baseline) \
+                else Baseline(settings.baseline)
+            count = accepted.update(reports)
+            accepted.save()
+            if not quiet:
+                click.echo(f"initcheck: baseline {settings.baseline}: {count} entries recorded", err=True)
+        results = [accepted.apply(r) for r in reports] if accepted is not None else None
+        color = fmt == "table" and not output and not no_color and _stdout_is_terminal()
+        render_options = {"color": color, "quiet": quiet, "baseline": results}
+        if reports or not failures:
+            if statistics:
+                from .render.ci_formats import render_statistics
+
+                text = render_statistics(reports, render_options, "json" if fmt == "json" else "text")
+            else:
+                text = render(reports, fmt, **render_options)
+            if output:
+                from .io import atomic_write_text
+
+                atomic_write_text(output, text)
+            elif text:
+                click.echo(text, nl=False)
+        if plot and reports:
+            from .render.plot import write_plots
+
+            for written in write_plots(reports, plot):
+                if not quiet:
+                    click.echo(f"initcheck: wrote {written}", err=True)
+        if html and reports:
+            from .errors import MissingDependencyError
+            from .render.html import write_html
+            from .render.plot import require_matplotlib
+
+            try:
+                require_matplotlib("--html plots")
+            except MissingDependencyError as e:
+                click.echo(f"initcheck: note: {e} (the page is written without them)", err=True)
+            write_html(reports, html, baseline=results)
+            if not quiet:
+                click.echo(f"initcheck: wrote {html}", err=True)
+        if results and not quiet and not update_baseline:
+            stale = [e for r in results for e in r.stale]
+            if stale:
+                click.echo(f"initcheck: baseline {settings.baseline}: {len(stale)} stale "
+                           f"entr{'y' if len(stale) == 1 else 'ies'} no longer occur "
+                           "(refresh with --update-baseline):", err=True)
+                for entry in stale:
+                    click.echo(f"  {describe_stale(entry)}", err=True)
     except InitcheckError as e:
         _fail(str(e), debug)
-    if fail_on != "never" and any(r.failed(fail_on) for r in reports):
+    if failures:
+        sys.exit(2)
+    threshold = settings.fail_on
+    if not exit_zero and threshold != "never" and any(r.failed(threshold) for r in reports):
         sys.exit(1)
+
+
+def _stdout_is_terminal() -> bool:
+    """Colors only on a terminal, and never when the NO_COLOR variable is set (https://no-color.org)."""
+    import os
+
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
 def _parse_shape(text: str | None) -> tuple[int, ...] | None:

@@ -49,6 +49,7 @@ def main() -> None:
     initcheck check a.pt b.safetensors --format json
     initcheck rules                    list the rules
     initcheck explain IC101            explain one rule
+    initcheck fix model.pt -o fixed.pt reinitialize flagged layers (see docs/fixing.md)
     """
 
 
@@ -234,6 +235,75 @@ def _parse_shape(text: str | None) -> tuple[int, ...] | None:
     if not shape or any(s <= 0 for s in shape):
         raise InitcheckError(f"--input-shape {text!r} must list positive integers")
     return shape
+
+
+@main.command("fix")
+@click.argument("path", type=click.Path())
+@click.option("-o", "--output", "out", type=click.Path(), help="Write the fixed model here (same format as PATH).")
+@click.option("--scheme", default="auto", show_default=True,
+              help="auto|he_normal|he_uniform|xavier_normal|xavier_uniform|lecun_normal|lecun_uniform|"
+                   "orthogonal|uniform|normal:STD. auto: per layer from its activation.")
+@click.option("--layers", "layer_globs", multiple=True, help="Reinitialize layers matching this glob "
+              "(layer or tensor name); repeatable. Default: layers with findings at warning or above.")
+@click.option("--all", "all_layers", is_flag=True, help="Reinitialize every layer.")
+@click.option("--seed", type=int, default=None, help="Seed for reproducible draws.")
+@click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
+@click.option("--in-place", is_flag=True, help="Overwrite the input file (atomically, after the re-check).")
+@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+@click.option("--trust", is_flag=True, help="Allow formats that execute code when loaded (pickled modules, "
+              "TorchScript).")
+@click.option("--activation", help="Activation for layers whose activation cannot be detected.")
+@click.option("--model", "model_factory", help="package.module:factory building the architecture for a "
+              "tensor-only file (imports your code).")
+@click.option("--zca", "zca_data", type=click.Path(), help="ZCA-whiten a first layer on this data sample "
+              "(.npy/.npz/.pt shaped like the model input).")
+@click.option("--zca-layer", help="Layer to whiten (default: the first weight layer).")
+@click.option("--zca-eps", type=float, default=None, help="ZCA epsilon relative to the mean eigenvalue "
+              "(default 1e-2).")
+@click.option("--lsuv", "lsuv_data", type=click.Path(), help="LSUV on this data batch (PyTorch modules).")
+@click.option("--lsuv-tol", type=float, default=None, help="LSUV tolerance on |variance - 1| (default 0.1).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def fix_cmd(path: str, out: str | None, scheme: str, layer_globs: tuple[str, ...], all_layers: bool,
+            seed: int | None, dry_run: bool, in_place: bool, force: bool, trust: bool, activation: str | None,
+            model_factory: str | None, zca_data: str | None, zca_layer: str | None, zca_eps: float | None,
+            lsuv_data: str | None, lsuv_tol: float | None, fmt: str, debug: bool) -> None:
+    """Reinitialize what the check flags (or --layers/--all), optionally ZCA or LSUV, and write the model
+    back in its format. The output is reloaded and re-checked before it replaces OUT."""
+    from .fix.run import RecheckError, as_json, fix_path, fix_summary, render_changes
+
+    try:
+        try:
+            outcome = fix_path(path, out, scheme=scheme, layers=list(layer_globs) or None, all_layers=all_layers,
+                               seed=seed, dry_run=dry_run, in_place=in_place, force=force, trust=trust,
+                               activation=activation, model_factory=model_factory, zca=zca_data,
+                               zca_layer=zca_layer, zca_eps=zca_eps, lsuv=lsuv_data, lsuv_tol=lsuv_tol)
+        except RecheckError as e:
+            if e.path is None:
+                e.path = path
+            if debug:
+                traceback.print_exc()
+            click.echo(f"initcheck: error: {e}", err=True)
+            sys.exit(1)
+        except InitcheckError as e:
+            if e.path is None:
+                e.path = path
+            raise
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as e:
+            if debug:
+                raise
+            raise InitcheckError(f"unexpected failure: {type(e).__name__}: {e} (rerun with --debug)", path) from e
+    except InitcheckError as e:
+        _fail(str(e), debug)
+    if fmt == "json":
+        import json
+
+        click.echo(json.dumps(as_json(outcome), indent=2))
+    else:
+        click.echo(render_changes(outcome), nl=False)
+        click.echo(fix_summary(outcome, dry_run))
 
 
 @main.command("rules")

@@ -290,8 +290,10 @@ def _geometry(model, layer) -> dict:
     a = layer.attrs
     notes = []
     stride = a.get("stride") or 1
-    if "padding" not in a or "dilation" not in a:
-        notes.append("padding/dilation unknown (tensor-only file): patches taken with padding 0, dilation 1")
+    unknown = [k for k in ("stride", "padding", "dilation") if not a.get(k) and k not in a]
+    if unknown:
+        notes.append(f"{'/'.join(unknown)} unknown (tensor-only file): patches taken with stride "
+                     f"{stride}, padding {a.get('padding', 0)}, dilation {a.get('dilation', 1)}")
     return {"kind": "conv", "stride": stride, "dilation": a.get("dilation", 1), "padding": a.get("padding", 0),
             "groups": int(a.get("groups") or 1), "notes": notes}
 

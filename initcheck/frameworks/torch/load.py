@@ -8,6 +8,7 @@ loaded and need ``trust=True``).
 from __future__ import annotations
 
 import re
+import warnings
 import zipfile
 from typing import Any
 
@@ -44,7 +45,7 @@ def load_torch_file(path: str, fmt: str, trust: bool = False) -> Model:
         _require_trust(path, "torch.export program (.pt2)", trust)
         torch = import_torch()
         ep = _call(path, lambda: torch.export.load(path))
-        module = ep.module()
+        module = _call(path, ep.module)
         restore_exported_classes(ep, module)
         return model_from_module(module, path, "exported_program", handle=ep)
     torch = import_torch()
@@ -106,9 +107,17 @@ def _require_trust(path: str, what: str, trust: bool) -> None:
             f"{what}: loading it executes code stored in the file; pass --trust if you trust its source", path)
 
 
+def _quiet(fn):
+    """Run a torch loading call with its warnings silenced: stderr carries initcheck's one-line errors only
+    (torch warns about pickle protocols, deprecated TorchScript APIs, storage types...)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fn()
+
+
 def _call(path: str, fn):
     try:
-        return fn()
+        return _quiet(fn)
     except InitcheckError:
         raise
     except Exception as e:  # the frameworks raise many types for damaged files
@@ -132,9 +141,9 @@ def _torch_load(torch, path: str, fmt: str, trust: bool) -> Any:
     try:
         if misnamed:
             with open(path, "rb") as f:
-                obj = torch.load(f, map_location="cpu", weights_only=True)
+                obj = _quiet(lambda: torch.load(f, map_location="cpu", weights_only=True))
         else:
-            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+            obj = _quiet(lambda: torch.load(path, map_location="cpu", weights_only=True, mmap=mmap))
     except Exception as e:
         msg = _one_line(e)
         if "Weights only load failed" in str(e) or "Unsupported global" in str(e) or \
@@ -148,10 +157,13 @@ def _torch_load(torch, path: str, fmt: str, trust: bool) -> Any:
             try:
                 if misnamed:
                     with open(path, "rb") as f:
-                        return torch.load(f, map_location="cpu", weights_only=False)
-                return torch.load(path, map_location="cpu", weights_only=False, mmap=mmap)
+                        return _quiet(lambda: torch.load(f, map_location="cpu", weights_only=False))
+                return _quiet(lambda: torch.load(path, map_location="cpu", weights_only=False, mmap=mmap))
             except Exception as e2:
                 raise InitcheckError(f"cannot load: {_one_line(e2)}", path) from e2
+        if "resize storage" in msg or "not resizable" in msg:
+            raise InitcheckError("tensor records are shorter than the tensors they hold (damaged file)",
+                                 path) from e
         hint = " (damaged or truncated file?)" if fmt in ("torch_legacy", "pickle") else ""
         raise InitcheckError(f"cannot load as a PyTorch file{hint}: {msg}", path) from e
     if mmap:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -42,14 +43,15 @@ COMMON_FIXED_STDS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.1, 1.0
 COMMON_UNIFORM_BOUNDS = (0.05, 0.1, 0.01)
 
 
-def _gains() -> list[tuple[str, float, float]]:
+@lru_cache(maxsize=1)
+def _gains() -> tuple[tuple[str, float, float], ...]:
     """(name, gain, prior) for every gain in the table, common ones first."""
     out = [("linear", 1.0, 1.0), ("relu", math.sqrt(2.0), 1.0), ("tanh", 5.0 / 3.0, 0.6), ("selu", 0.75, 0.2),
            ("leaky_relu(0.2)", leaky_relu_gain(0.2), 0.3)]
     for name, act in ACTIVATIONS.items():
         if act.family == "smooth" or name == "tanh":
-            out.append((name, act.vp_gain, 0.2))
-    return out
+            out.append((name, act.vp_gain, 0.05))  # computed gains: rare in practice
+    return tuple(out)
 
 
 @dataclass
@@ -198,20 +200,22 @@ def fingerprint(layer: Layer) -> dict:
     if abs(best_z) > 4.5 and abs(math.log(rms / best.std)) > 0.05:
         return {**result, "distribution": dist, "label": f"{dist}, no scheme",
                 "confidence": round(dist_conf, 3)}
-    # group candidates predicting the same std (within 1%): they cannot be told apart
-    total = 0.0
-    group = 0.0
-    for _score, z, c in scored:
-        w = math.exp(-min(0.5 * z * z, 700)) * c.prior
+    # candidates whose std is within one standard error of the best one's cannot be told apart by the data
+    # (a square layer cannot tell He(fan_in), He(fan_out), Xavier and LeCun; gains 1.39 and 1.41 look
+    # alike): they are one answer, named by the most common member; confidence is that answer's share
+    tie = max(0.01, se)
+    total = group = 0.0
+    for score, z, c in scored:
+        w = math.exp(-min(score, 700))
         total += w
-        if abs(math.log(c.std / best.std)) < 0.01:
+        if abs(math.log(c.std / best.std)) < tie:
             group += w
     confidence = (group / total if total else 0.0) * dist_conf
     scheme = best.family
     label = _label(best, dist)
     out = {**result, "scheme": scheme, "mode": best.mode, "distribution": dist,
            "confidence": round(confidence, 3), "label": label, "gain": best.gain,
-           "fans": best.fans}
+           "fans": best.fans, "scheme_std": best.std}
     if confidence < MIN_CONFIDENCE:
         out.update({"scheme": "unknown", "mode": None, "label": f"unknown (maybe {label})"})
     return out

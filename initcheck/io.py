@@ -11,6 +11,13 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
     folder = os.path.dirname(os.path.abspath(path)) or "."
     fd, tmp = tempfile.mkstemp(prefix=".initcheck-", dir=folder)
     try:
+        # mkstemp creates 0600; give the file the mode an ordinary open() would (or the target's)
+        if os.path.exists(path):
+            os.chmod(tmp, os.stat(path).st_mode & 0o7777)
+        else:
+            mask = os.umask(0)
+            os.umask(mask)
+            os.chmod(tmp, 0o666 & ~mask)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -69,7 +69,9 @@ def nonzero_mean(model: Model, options: RuleOptions) -> Iterable[Finding]:
         st = layer.weight.stats
         if st is None or not is_scale_layer(layer) or not st.finite or st.nan or st.inf or not st.std > 0:
             continue
-        se = st.std / math.sqrt(st.finite)
+        # standard error from the RMS (which includes the mean): |mean| ≤ RMS, so tiny layers can never
+        # look significant by a small sample std
+        se = st.rms / math.sqrt(st.finite)
         ratio = abs(st.mean) / st.std
         if abs(st.mean) <= Z_CRIT * se or ratio < 0.2:
             continue

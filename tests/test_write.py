@@ -236,3 +236,40 @@ def test_keras_fix_roundtrip(tmp_path):
         assert res.exit_code == 0, res.output
         assert sha(src) == digest
         assert_fixed(src, out, fixed=("d1", "d2"))
+
+
+@pytest.mark.parametrize("fmt", ["state_dict", "safetensors"])
+def test_tensor_only_file_with_model_factory(tmp_path, fmt):
+    """--model gives a tensor-only file its graph: auto picks He for the ReLU layers, and LSUV can run."""
+    net = planted()
+    src = str(tmp_path / ("m.safetensors" if fmt == "safetensors" else "m.pt"))
+    if fmt == "safetensors":
+        from safetensors.torch import save_file
+
+        save_file(dict(net.state_dict()), src, metadata={"format": "pt"})
+    else:
+        torch.save(net.state_dict(), src)
+    digest = sha(src)
+    out = str(tmp_path / ("o.safetensors" if fmt == "safetensors" else "o.pt"))
+    res = invoke("fix", src, "-o", out, "--model", "test_write:WriteNet", "--seed", "0")
+    assert res.exit_code == 0, res.output
+    assert "he_normal (relu" in res.output and sha(src) == digest
+    assert_fixed(src, out)
+    data = str(tmp_path / "x.npy")
+    np.save(data, np.random.default_rng(0).standard_normal((64, 3, 8, 8)).astype("float32"))
+    res = invoke("fix", src, "-o", out, "--force", "--model", "test_write:WriteNet", "--lsuv", data, "--seed", "0")
+    assert res.exit_code == 0, res.output
+    fixed = WriteNet()
+    if fmt == "safetensors":
+        from safetensors.torch import load_file
+
+        fixed.load_state_dict(load_file(out))
+    else:
+        fixed.load_state_dict(torch.load(out, weights_only=True))
+    seen = {}
+    for name in ("conv", "fc1", "fc2", "head"):
+        getattr(fixed, name).register_forward_hook(
+            lambda m, a, y, name=name: seen.__setitem__(name, float(y.var(unbiased=False))))
+    with torch.no_grad():
+        fixed.eval()(torch.tensor(np.load(data)))
+    assert all(abs(v - 1) < 0.1 for v in seen.values()), seen

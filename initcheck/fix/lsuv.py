@@ -21,7 +21,7 @@ the attention runs; ``out_proj`` is rescaled from the module's output by a forwa
 called functionally inside the module, so a hook on it would never fire). Other parametrized modules
 (embeddings, recurrent layers, normalizations) are left as they are and listed as not covered. A module
 called several times in one pass is measured on its first call. The model runs in eval mode (no dropout)
-and its mode is restored afterwards. LSUV for Keras models is not implemented.
+and its mode is restored afterwards. Keras models: :func:`lsuv_keras` (Dense and Conv layers).
 """
 
 from __future__ import annotations
@@ -224,4 +224,120 @@ def lsuv(module, data, *, tol: float = DEFAULT_TOL, max_iter: int = DEFAULT_MAX_
             continue
         if any(True for _ in m.parameters(recurse=False)):
             skipped.append(n or "<root>")
+    return LSUVResult(changes, variances, passes, skipped)
+
+
+# ------------------------------------------------------------------------------------------------- Keras
+KERAS_COVERED = frozenset({"Dense", "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose",
+                           "Conv3DTranspose"})
+
+
+def _keras_frontier(tensor, covered: set, seen: set | None = None) -> set:
+    """Covered layers nearest upstream of a symbolic Keras tensor (through any uncovered operations)."""
+    seen = set() if seen is None else seen
+    hist = getattr(tensor, "_keras_history", None)
+    if hist is None:
+        return set()
+    op = hist[0]
+    if id(op) in seen:
+        return set()
+    seen.add(id(op))
+    if op.name in covered:
+        return {op.name}
+    out: set = set()
+    try:
+        node = op._inbound_nodes[hist[1]]
+        parents = node.input_tensors
+    except (AttributeError, IndexError):
+        return out
+    for t in parents:
+        out |= _keras_frontier(t, covered, seen)
+    return out
+
+
+def lsuv_keras(model, data, *, tol: float = DEFAULT_TOL, max_iter: int = DEFAULT_MAX_ITER,
+               seed: int | None = None, skip: Iterable[str] = ()) -> LSUVResult:
+    """LSUV for a functional or Sequential ``keras.Model``: ``Dense`` and ``Conv*`` layers (kernel and bias).
+
+    Keras has no forward hooks, so each step is one forward pass of a probe model returning the inputs of
+    every covered layer; each layer's *pre-activation* output (its activation switched to linear for the
+    measurement only) is then computed from its input. Rescales made earlier in the same pass are carried
+    downstream by positive homogeneity (scaling a layer's weight and bias by s scales what a ReLU/linear
+    path hands on by s), using the nearest covered layer(s) upstream in the graph; what that prediction
+    misses (tanh, normalization, branches with different scales) the next pass corrects. Layers inside
+    other layers (MultiHeadAttention's EinsumDense projections) are not covered.
+    """
+    import keras
+
+    from .reinit import Change, finite_std
+    from .sampling import orthogonal
+
+    skip = set(skip)
+    covered = [la for la in model.layers if type(la).__name__ in KERAS_COVERED and la.name not in skip
+               and getattr(la, "kernel", None) is not None]
+    if not covered:
+        raise InitcheckError("LSUV: the model has no Dense or Conv layer")
+    names = {la.name for la in covered}
+    try:
+        probe = keras.Model(model.inputs, [la.input for la in covered])
+    except Exception as e:
+        raise InitcheckError(f"LSUV for Keras needs a functional or Sequential model with known inputs "
+                             f"({type(e).__name__}: {e})") from e
+    frontier = {la.name: _keras_frontier(la.input, names) for la in covered}
+    before = {}
+    for la in covered:
+        for w in (la.kernel, getattr(la, "bias", None)):
+            if w is not None:
+                before[w.path] = (la.name, w, finite_std(np.asarray(w.numpy(), dtype=np.float64)))
+    rng = np.random.default_rng(seed)
+    for la in covered:
+        la.kernel.assign(orthogonal(tuple(la.kernel.shape), 1.0, rng, unit_axis=-1).astype(la.kernel.dtype))
+        if getattr(la, "bias", None) is not None:
+            la.bias.assign(np.zeros(tuple(la.bias.shape), dtype=la.bias.dtype))
+    linear = keras.activations.get("linear")
+
+    def pre_activation_var(la, x) -> float:
+        act = la.activation
+        la.activation = linear
+        try:
+            y = np.asarray(la(x), dtype=np.float64)
+        finally:
+            la.activation = act
+        return float(y.var())
+
+    data = np.asarray(data, dtype=np.float32)
+    passes = 0
+    variances: dict[str, float] = {}
+    while True:
+        passes += 1
+        adjust = passes <= max_iter
+        try:
+            ins = probe([data] if len(model.inputs) == 1 else data, training=False)
+        except Exception as e:
+            raise InitcheckError(f"LSUV: forward pass on the data failed: {type(e).__name__}: {e}") from e
+        ins = ins if isinstance(ins, (list, tuple)) else [ins]
+        scale_out: dict[str, float] = {}  # factor this pass applied to each layer's output, cumulated
+        rescaled = 0
+        variances = {}
+        for la, x in zip(covered, ins):
+            ups = {scale_out.get(f, 1.0) for f in frontier[la.name]}
+            carried = ups.pop() if len(ups) == 1 else 1.0
+            v = pre_activation_var(la, x) * carried**2
+            variances[la.name] = v
+            s = 1.0
+            if adjust and v > 0 and np.isfinite(v) and abs(v - 1.0) >= tol:
+                s = 1.0 / math.sqrt(v)
+                la.kernel.assign(la.kernel.numpy() * s)
+                if getattr(la, "bias", None) is not None:
+                    la.bias.assign(la.bias.numpy() * s)
+                rescaled += 1
+            scale_out[la.name] = carried * s
+        if rescaled == 0:
+            break
+    changes = []
+    for path, (lname, w, b_std) in before.items():
+        vals = np.asarray(w.numpy(), dtype=np.float64)
+        changes.append(Change(lname, path, b_std, finite_std(vals), "lsuv", f"output var {variances[lname]:.3f}",
+                              vals))
+    skipped = [la.name for la in model.layers if la.name not in names and la.name not in skip and la.weights]
     return LSUVResult(changes, variances, passes, skipped)

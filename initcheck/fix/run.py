@@ -84,8 +84,9 @@ def fix_path(path: str, out: str | None, *, scheme: str = "auto", layers: list[s
             raise InitcheckError("the output is a directory", out)
     sch = parse_scheme(scheme)  # validate before loading
     options = CheckOptions(trust=trust, activation=activation, model_factory=model_factory, progress=progress)
-    model = load(path, trust=trust)
+    model = load(path, trust=trust, model_factory=model_factory)
     report = analyze(model, options)
+    model = report.model  # with --model, the user's architecture holding the file's tensors
     notes: list[str] = []
     changes: list[Change] = []
     chosen = select_layers(model, report, layers, all_layers)
@@ -101,13 +102,15 @@ def fix_path(path: str, out: str | None, *, scheme: str = "auto", layers: list[s
         data_layers |= {c.layer for c in zc}
         changes += zc
     if lsuv:
-        from .lsuv import DEFAULT_TOL, lsuv as run_lsuv
+        from .lsuv import DEFAULT_TOL, lsuv as run_lsuv, lsuv_keras
         from .zca import load_data
 
-        if model.framework != "torch" or model.handle is None:
+        if model.handle is None or model.framework not in ("torch", "keras"):
             raise InitcheckError("LSUV runs the model: it needs a PyTorch module (a pickled module or "
-                                 "TorchScript with --trust); this file holds tensors only"
-                                 if model.framework != "keras" else "LSUV is implemented for PyTorch only", path)
+                                 "TorchScript with --trust, or --model for a tensor-only file) or a Keras model; "
+                                 "this file holds tensors only", path)
+        if model.framework == "keras":
+            run_lsuv = lsuv_keras  # noqa: F811
         if dry_run:
             notes.append("--dry-run: LSUV not run (it needs to modify the model to measure it)")
         else:
@@ -159,10 +162,11 @@ def _recheck(tmp: str, model, changes: list[Change], reinit_names: set[str], dat
     from ..pipeline import analyze
 
     try:
-        new = load(tmp, trust=trust)
+        new = load(tmp, trust=trust, model_factory=options.model_factory)
     except InitcheckError as e:
         raise RecheckError(f"the written file does not load again: {e.message}") from None
     rep = analyze(new, options)
+    new = rep.model
     problems = []
     for f in rep.findings:
         if f.layer is None or SEVERITY_RANK[f.severity] < SEVERITY_RANK["warning"]:

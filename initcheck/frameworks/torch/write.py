@@ -67,7 +67,7 @@ def write_model(model: Model, changes: Iterable, out_path: str, *, trust: bool =
     src = model.path
     if not src or src.startswith("<") or not os.path.isfile(src):
         raise InitcheckError("only models read from a single file can be written back", src or None)
-    if model.framework == "safetensors":
+    if model.framework == "safetensors" or model.format.startswith("safetensors"):  # also via --model
         if model.format != "safetensors":
             raise InitcheckError(f"writing {model.format} (several files) is not supported; fix the shards "
                                  "one by one", src)

@@ -237,7 +237,7 @@ def forward_gain(layer: Layer) -> float | None:
     1 for a He (fan_in) init with the activation's gain; (rms·gain⁻¹·√fan_in)²."""
     st = layer.weight.stats
     act = layer.context.activation
-    if st is None or act is None or not layer.fan_in or not st.finite or st.nan or st.inf:
+    if st is None or act is None or not layer.fan_in or not st.finite or st.nan or st.inf or st.min == st.max:
         return None
     g = gain(act, layer.context.activation_param)
     return (st.rms * math.sqrt(layer.fan_in) / g) ** 2
@@ -273,6 +273,10 @@ def signal_chain(model: Model, options: RuleOptions) -> Iterable[Finding]:
         gains = [forward_gain(by_name[n]) for n in chain]
         total = math.prod(gains)
         if 1e-2 <= total <= 1e2:
+            continue
+        # compounding, not one bad layer (which IC101/IC102/IC002 report on its own)
+        same_way = sum(1 for g in gains if (g < 1 / 1.5 if total < 1 else g > 1.5))
+        if same_way < 3:
             continue
         per_layer = total ** (1 / len(chain))
         direction = "shrinks" if total < 1 else "grows"

@@ -307,12 +307,16 @@ def fix_cmd(path: str, out: str | None, scheme: str, layer_globs: tuple[str, ...
 
 
 @main.command("rules")
-def rules_cmd() -> None:
+@click.option("--markdown", is_flag=True, help="Every rule's full explanation as Markdown (docs/rules.md).")
+def rules_cmd(markdown: bool) -> None:
     """List every rule: code, name, severity, summary."""
     from tabulate import tabulate
 
-    from .rules import all_rules
+    from .rules import all_rules, rules_markdown
 
+    if markdown:
+        click.echo(rules_markdown(), nl=False)
+        return
     rows = [(r.code, r.name, r.severity, r.summary) for r in all_rules()]
     click.echo(tabulate(rows, headers=["code", "name", "up to", "summary"], tablefmt="simple"))
 

@@ -306,3 +306,14 @@ def test_pytorch_default_cnn_has_no_errors():
     ctx = {layer.name: layer.context for layer in report.layers}
     assert ctx["0"].activation == "relu" and ctx["7"].activation == "relu"  # through pool and flatten
     assert math.isclose(report.layers[0].fan_in, 27)
+
+
+def test_docs_rules_md_is_generated_from_the_registry():
+    from pathlib import Path
+
+    from initcheck.rules import all_rules, rules_markdown
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "rules.md").read_text()
+    assert doc == rules_markdown(), "regenerate with: initcheck rules --markdown > docs/rules.md"
+    for r in all_rules():
+        assert f"## {r.code} {r.name}" in doc and "Example" in r.explanation and "Fix" in r.explanation

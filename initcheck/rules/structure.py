@@ -85,7 +85,7 @@ _RELU_FAMILY = {"relu", "leaky_relu"}
 
 
 @rule(
-    "IC202", "dead-relu-bias", "warning",
+    "IC202", "dead-relu-bias", "error",
     "Biases so negative that ReLU units never fire at initialization.",
     """
     A ReLU unit whose bias is below about −2 standard deviations of its pre-activation outputs zero for
@@ -193,7 +193,7 @@ def embedding_scale(model: Model, options: RuleOptions) -> Iterable[Finding]:
 
 
 @rule(
-    "IC205", "recurrent-scale", "warning",
+    "IC205", "recurrent-scale", "error",
     "A recurrent (hidden-to-hidden) matrix makes the state explode or vanish over time.",
     """
     The hidden state of an RNN/LSTM/GRU is multiplied by the recurrent matrix at every step, so its

@@ -14,7 +14,7 @@ from ..report import Report
 COLUMNS = ["layer", "kind", "shape", "fan_in", "fan_out", "std", "act", "expected", "ratio", "init",
            "mean", "min", "max"]
 DROP_ORDER = ["min", "max", "mean", "fan_out", "expected", "kind"]
-MIN_NAME = 20
+MIN_NAME = 28
 COLORS = {"error": "\033[31m", "warning": "\033[33m", "info": "\033[36m", "bold": "\033[1m", "reset": "\033[0m"}
 
 
@@ -91,19 +91,21 @@ def layer_table(report: Report, width: int | None = None) -> str:
                 vals[0] = r["layer"][:2] + _middle_truncate(r["layer"][2:], name_width)
             data.append(vals)
         return tabulate(data, headers=cols, tablefmt="simple", disable_numparse=True,
-                        colalign=["left", "left", "left"] + ["right"] * (len(cols) - 3))
+                        colalign=["left" if c in ("layer", "kind", "shape", "act", "init") else "right"
+                                  for c in cols])
 
     name_width = max((len(r["layer"]) - 2 for r in rows), default=0)
     text = build(columns)
     drops = [c for c in DROP_ORDER if c in columns]
+    # names matter most: drop the least useful columns first, then shorten names (middle ellipsis)
     while _max_line(text) > width:
         over = _max_line(text) - width
-        if name_width > MIN_NAME:
-            name_width = max(MIN_NAME, name_width - over)
-        elif drops:
+        if drops:
             col = drops.pop(0)
             columns.remove(col)
             dropped.append(col)
+        elif name_width > MIN_NAME:
+            name_width = max(MIN_NAME, name_width - over)
         else:
             break
         text = build(columns, name_width)

@@ -68,6 +68,9 @@ def _severity(factor: float, layer: Layer, direction: str, trained: bool) -> tup
 
 def _fix_text(layer: Layer) -> str:
     act = layer.context.activation
+    if act is None:
+        return ("name the activation (--activation, or --model for the graph) for a sharper check; "
+                "reinitialize with `initcheck fix --activation NAME`")
     scheme = recommended_scheme(act)
     fp = layer.analysis.get("fingerprint") or {}
     dist = "uniform" if fp.get("distribution") == "uniform" else "normal"

@@ -129,12 +129,39 @@ def _safetensors_model(files: list[str], path: str, fmt: str) -> Model:
     tensors, metadata = open_many(files)
     if not tensors:
         raise InitcheckError("no floating-point tensors found", path)
+    tensors, aliases = _tied_from_metadata(tensors, metadata)
     ordered = {k: tensors[k] for k in sorted(tensors, key=natural_key)}
     notes = [f"{len(files)} shards"] if len(files) > 1 else []
     if metadata.get("format"):
         notes.append(f"metadata format={metadata['format']}")
-    return Model(path=path, format=fmt, framework="safetensors", layers=layers_from_tensors(ordered),
+    if aliases:
+        notes.append("tied tensors named in the file's metadata: " +
+                     ", ".join(f"{' = '.join([k, *v])}" for k, v in aliases.items()))
+    return Model(path=path, format=fmt, framework="safetensors", layers=layers_from_tensors(ordered, aliases),
                  source_notes=notes)
+
+
+def _tied_from_metadata(tensors: dict, metadata: dict) -> tuple[dict, dict[str, list[str]]]:
+    """Tied tensors that ``safetensors.torch.save_model`` stored once: it records each dropped name in the
+    metadata as ``{dropped: kept}``. Report them as aliases, under the input embedding's name when one of
+    the names is an embedding (as a live module reports ``transformer.wte`` with alias ``lm_head.weight``)."""
+    from .frameworks.torch_layout import prefers_as_tied_owner
+
+    groups: dict[str, list[str]] = {}
+    for dropped, kept in metadata.items():
+        if isinstance(kept, str) and kept in tensors and dropped not in tensors and dropped != kept:
+            groups.setdefault(kept, []).append(dropped)
+    if not groups:
+        return tensors, {}
+    tensors = dict(tensors)
+    aliases: dict[str, list[str]] = {}
+    for kept, dropped in groups.items():
+        names = [kept, *sorted(dropped, key=natural_key)]
+        owner = next((n for n in names if prefers_as_tied_owner(n)), kept)
+        if owner != kept:
+            tensors[owner] = tensors.pop(kept)
+        aliases[owner] = [n for n in names if n != owner]
+    return tensors, aliases
 
 
 def _load_directory(path: str, trust: bool) -> Model:

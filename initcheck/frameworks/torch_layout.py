@@ -89,6 +89,12 @@ _TRANSPOSE_HINT = re.compile(r"deconv|transpose|convtranspose|upconv", re.I)
 BUFFER_NAMES = {"running_mean", "running_var", "num_batches_tracked"}
 
 
+def prefers_as_tied_owner(tensor_name: str) -> bool:
+    """Among tied names, the input embedding owns the storage (``transformer.wte.weight`` rather than
+    ``lm_head.weight``), as module walkers meet it first."""
+    return bool(_EMBED_HINT.search(tensor_name.rpartition(".")[0]))
+
+
 def _split(name: str) -> tuple[str, str]:
     prefix, _, leaf = name.rpartition(".")
     return prefix, leaf

@@ -273,3 +273,41 @@ def test_tensor_only_file_with_model_factory(tmp_path, fmt):
     with torch.no_grad():
         fixed.eval()(torch.tensor(np.load(data)))
     assert all(abs(v - 1) < 0.1 for v in seen.values()), seen
+
+
+@pytest.mark.parametrize("fault", ["x10", "x0.03", "constant"])
+@pytest.mark.parametrize("fmt", ["state_dict", "safetensors"])
+def test_scale_faults_in_files_with_activation(tmp_path, fault, fmt):
+    """Tensor-only files with --activation: scale faults are flagged, fixed, and the rest is bit-identical."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(*[torch.nn.Linear(256, 256) for _ in range(4)])
+    with torch.no_grad():
+        w = net[1].weight
+        {"x10": lambda: w.mul_(10), "x0.03": lambda: w.mul_(0.03), "constant": lambda: w.fill_(0.02)}[fault]()
+    src = str(tmp_path / ("m.safetensors" if fmt == "safetensors" else "m.pt"))
+    if fmt == "safetensors":
+        from safetensors.torch import save_file
+
+        save_file(dict(net.state_dict()), src)
+    else:
+        torch.save(net.state_dict(), src)
+    digest = sha(src)
+    from initcheck.pipeline import CheckOptions
+
+    flagged = [f for f in analyze(load(src), CheckOptions(activation="relu")).findings
+               if f.layer == "1" and SEVERITY_RANK[f.severity] >= 1]
+    assert flagged, "planted fault not flagged"
+    out = str(tmp_path / ("o.safetensors" if fmt == "safetensors" else "o.pt"))
+    res = invoke("fix", src, "-o", out, "--activation", "relu", "--seed", "0", "--format", "json")
+    assert res.exit_code == 0, res.output
+    changed = {c["tensor"] for c in json.loads(res.output)["changes"]}
+    assert {"1.weight", "1.bias"} <= changed
+    assert sha(src) == digest
+    rep = analyze(load(out), CheckOptions(activation="relu"))
+    assert not [f for f in rep.findings if f.layer == "1" and SEVERITY_RANK[f.severity] >= 1]
+    a, b = load(src), load(out)
+    old = {p.name: p.tensor for la in a.layers for p in la.params}
+    for la in b.layers:
+        for p in la.params:
+            same = p.tensor.raw().tobytes() == old[p.name].raw().tobytes()
+            assert same == (p.name not in changed), p.name

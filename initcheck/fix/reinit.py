@@ -7,7 +7,9 @@ else the ``activation`` the caller gives, else none):
   ReLU family and other non-saturating activations (with their gain), Xavier/Glorot for tanh, sigmoid,
   linear or unknown, LeCun for SELU — with :func:`initcheck.schemes.gain`. The distribution family of
   the layer's fingerprint is kept (uniform stays uniform, truncated normal stays truncated); else normal.
-* recurrent (hidden-to-hidden) matrices: orthogonal per gate (the Keras default; Saxe et al. 2014).
+* recurrent (hidden-to-hidden) matrices: orthogonal over the whole (gates·H, H) matrix, as Keras'
+  ``Orthogonal`` default for ``recurrent_kernel`` (Saxe et al. 2014); each gate block then has singular
+  values averaging 1/√gates (per-gate radius ≈ 0.5 for an LSTM), within what IC205 accepts.
 * embeddings: LeCun normal with fan_in = embedding width, std 1/√dim (a tied output head then produces
   unit-variance logits; close to the 0.02 of BERT/GPT-2 at their widths).
 * normalization layers: scale 1, shift 0; other 1-D parameters and biases: 0.
@@ -95,7 +97,9 @@ def _fans(layer: Layer) -> tuple[int, int]:
 
 
 def _blocks(layer: Layer) -> int:
-    if layer.kind.endswith(("_input", "_recurrent")):
+    if layer.kind.endswith("_recurrent"):
+        return 1  # whole-matrix orthogonal, as Keras (see the module docstring)
+    if layer.kind.endswith("_input"):
         return int(layer.attrs.get("gates") or 1)
     if layer.kind == "attention_in_proj":
         return int(layer.attrs.get("projections") or 3)

@@ -7,8 +7,10 @@ Output policy (the CLI's flags):
 * An existing OUT is not overwritten unless ``--force`` (``--in-place`` implies it for the input).
 * The new file is written to a temporary file next to OUT, loaded again and re-checked there; only if the
   re-check passes is it renamed over OUT. The re-check fails when a reinitialized layer still has a
-  finding at warning or above, when a ZCA/LSUV layer has an integrity finding (IC00x), or when a tensor
-  the fix did not touch differs in any bit from the input. Then nothing is written (exit 1).
+  finding at warning or above (except the relational rules IC104 sibling-outlier and IC105 signal-chain,
+  which depend on layers the fix did not touch: those are printed as notes), when a ZCA/LSUV layer has an
+  integrity finding (IC00x), or when a tensor the fix did not touch differs in any bit from the input.
+  Then nothing is written (exit 1).
 """
 
 from __future__ import annotations
@@ -22,6 +24,12 @@ import numpy as np
 from ..errors import InitcheckError
 from ..report import SEVERITY_RANK, Report
 from .reinit import Change, parse_scheme, reinit_layers, select_layers
+
+
+# Rules that compare a layer with others (siblings in other blocks, the chain of un-normalized layers):
+# a correctly reinitialized layer can still be flagged because of layers the fix did not touch, so they
+# do not block writing; they are reported in the notes.
+RELATIONAL_RULES = frozenset({"IC104", "IC105"})
 
 
 class RecheckError(InitcheckError):
@@ -131,7 +139,7 @@ def fix_path(path: str, out: str | None, *, scheme: str = "auto", layers: list[s
     recheck: dict[str, Report] = {}
 
     def verify(tmp: str) -> None:
-        recheck["report"] = _recheck(tmp, model, changes, reinit_names, data_layers, options, trust)
+        recheck["report"] = _recheck(tmp, model, changes, reinit_names, data_layers, options, trust, notes)
 
     _write(model, changes, out, trust, verify)
     return FixOutcome(changes, report, recheck.get("report"), out, notes)
@@ -157,7 +165,7 @@ def _write(model, changes: list[Change], out: str, trust: bool, verify) -> None:
 
 
 def _recheck(tmp: str, model, changes: list[Change], reinit_names: set[str], data_layers: set[str], options,
-             trust: bool) -> Report:
+             trust: bool, notes: list[str]) -> Report:
     from ..load import load
     from ..pipeline import analyze
 
@@ -171,7 +179,10 @@ def _recheck(tmp: str, model, changes: list[Change], reinit_names: set[str], dat
     for f in rep.findings:
         if f.layer is None or SEVERITY_RANK[f.severity] < SEVERITY_RANK["warning"]:
             continue
-        if f.layer in reinit_names or (f.layer in data_layers and f.rule.startswith("IC00")):
+        if f.rule in RELATIONAL_RULES and f.layer in reinit_names:
+            notes.append(f"still flagged after the fix (depends on layers not fixed; try --all): "
+                         f"{f.layer}: {f.rule} {f.message}")
+        elif f.layer in reinit_names or (f.layer in data_layers and f.rule.startswith("IC00")):
             problems.append(f"{f.layer}: {f.rule} {f.message}")
     changed = {c.tensor for c in changes}
     old = {p.name: p for la in model.layers for p in la.params}

@@ -183,6 +183,11 @@ def test_weights_h5_without_factory_infers_from_shapes(saved):
     dense = [layer for layer in m.layers if layer.kind == "linear"]
     # Dense kernels (in, out) are unambiguous from shapes: fc (1536, 20) and the nested head's two layers
     assert sorted((x.fan_in, x.fan_out) for x in dense) == [(10, 4), (20, 10), (1536, 20)]
+    # .weights.h5 names layers by class (conv2d_1, separable_conv2d), not by the user's names
+    kinds = {layer.name: layer.kind for layer in m.layers}
+    assert kinds["separable_conv2d/depthwise"] == "depthwise_conv2d"
+    assert kinds["separable_conv2d/pointwise"] == "conv2d"
+    assert kinds["depthwise_conv2d"] == "depthwise_conv2d"
     norms = [layer for layer in m.layers if layer.kind == "batchnorm"]
     assert len(norms) == 1 and norms[0].weight.shape == (8,) and norms[0].bias.role == "shift"
 
@@ -193,8 +198,11 @@ def test_cli_weights_h5_with_model_option(saved, tmp_path):
                   cwd=str(tmp_path))
     assert res.returncode in (0, 1), res.stderr
     doc = json.loads(res.stdout)
-    text = json.dumps(doc)
-    assert "head/inner_fc" in text and "keras" in text
+    layers_doc = {layer["name"]: layer for layer in doc["layers"]}
+    # the factory's architecture: exact names, kinds and graph context (inference alone has none of these)
+    assert layers_doc["head/inner_fc"]["context"]["activation"] == "elu"
+    assert layers_doc["sep/depthwise"]["kind"] == "depthwise_conv2d"
+    assert (layers_doc["fc"]["fan_in"], layers_doc["fc"]["fan_out"]) == (1536, 20)
 
 
 # ------------------------------------------------------------------------------------------ gating

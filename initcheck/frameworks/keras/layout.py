@@ -221,6 +221,15 @@ def layers_from_named(entries: list[tuple[str, str, Param]], has_moving_stats: s
     return layers
 
 
+def _output_channels(kind: str, shape: tuple[int, ...]) -> int:
+    """Length of the bias that goes with a kernel of this kind (Keras layouts)."""
+    if kind.startswith("conv_transpose"):
+        return shape[-2]
+    if kind.startswith("depthwise_conv"):
+        return shape[-2] * shape[-1]
+    return shape[-1]
+
+
 def _positional_group(layer_path: str, members: list[tuple[str, Param]], batchnorm: bool) -> list[Layer]:
     """A ``.weights.h5`` layer: variables by position only (0, 1, ...)."""
     params = [p for _, p in sorted(members, key=lambda m: int(m[0]))]
@@ -234,17 +243,29 @@ def _positional_group(layer_path: str, members: list[tuple[str, Param]], batchno
         note = ["variables by position: taken as scale, shift"]
         return [make_layer(layer_path, kind, params[0], shift, kind_source="inferred", notes=note)]
     layers: list[Layer] = []
+    base = layer_path.rsplit("/", 1)[-1].lower()
+    if "separable" in base and len(params) >= 2 and len(params[0].shape) >= 3 and len(params[1].shape) >= 3:
+        # SeparableConv: depthwise kernel, pointwise kernel, bias (names by class in .weights.h5)
+        d = len(params[0].shape) - 2
+        bias = params[2] if len(params) > 2 and len(params[2].shape) == 1 else None
+        if bias is not None:
+            bias.role = "bias"
+        note = ["weights-only file: kinds inferred from the layer's class name and shapes"]
+        return [make_layer(f"{layer_path}/depthwise", f"depthwise_conv{d}d", params[0], None, kind_source="inferred",
+                           notes=note),
+                make_layer(f"{layer_path}/pointwise", f"conv{d}d", params[1], bias, kind_source="inferred",
+                           notes=note)]
     i = 0
     while i < len(params):
         w = params[i]
         i += 1
         bias = None
+        kind, notes = kind_from_shape("kernel", w.shape, layer_path) if len(w.shape) >= 2 else ("vector", [])
         if len(w.shape) >= 2 and i < len(params) and len(params[i].shape) == 1 and \
-                params[i].shape[0] == w.shape[-1]:
+                params[i].shape[0] == _output_channels(kind, w.shape):
             bias = params[i]
             bias.role = "bias"
             i += 1
-        kind, notes = kind_from_shape("kernel", w.shape, layer_path) if len(w.shape) >= 2 else ("vector", [])
         name = layer_path if i >= len(params) and not layers else f"{layer_path}/{w.name.rsplit('/', 1)[-1]}"
         layers.append(make_layer(name, kind, w, bias, kind_source="inferred",
                                  notes=notes + ["weights-only file: kind inferred from the shape "

@@ -154,6 +154,9 @@ def zca_(weight: Any, data: Any, bias: Any = None, *, stride: Any = 1, padding: 
             raise ValueError(f"data has {X.shape[1]} features per sample; the weight takes {shape[1]}")
     else:
         X = extract_patches(x, shape[2:], stride, dilation, padding)
+        if X.shape[1] != math.prod(shape[1:]):
+            raise ValueError(f"data of shape {tuple(x.shape)} does not match the weight {shape}: expected "
+                             f"(N, {shape[1]}, spatial...)")
     rng = np.random.default_rng(seed)
     fan_in, fan_out = _fans(shape)
 

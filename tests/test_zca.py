@@ -143,3 +143,21 @@ def test_keras_zca_initializer_survives_save_load(tmp_path):
     assert np.array_equal(loaded.get_layer("c").kernel.numpy(), model.get_layer("c").kernel.numpy())
     # the restored initializer computes the same kernel again
     assert np.allclose(np.asarray(init((3, 3, 3, 27))), model.get_layer("c").kernel.numpy(), atol=1e-5)
+
+
+def test_zca_rejects_mismatched_data(tmp_path):
+    from click.testing import CliRunner
+
+    from initcheck.cli import main
+
+    conv = torch.nn.Conv2d(3, 8, 3)
+    x_nhwc = np.moveaxis(smooth_images(8), 1, -1)  # channels last: wrong layout for PyTorch
+    with pytest.raises(ValueError, match="does not match"):
+        ii.zca_(conv.weight, x_nhwc)
+    src, data = str(tmp_path / "m.pt"), str(tmp_path / "x.npy")
+    torch.save(torch.nn.Sequential(conv).state_dict(), src)
+    np.save(data, x_nhwc)
+    res = CliRunner().invoke(main, ["fix", src, "-o", str(tmp_path / "o.pt"), "--zca", data],
+                             catch_exceptions=False)
+    assert res.exit_code == 2 and "input channels" in res.output
+    assert not (tmp_path / "o.pt").exists()

@@ -225,6 +225,12 @@ def zca_model_layer(model, layer_name: str | None, data: np.ndarray, *, eps: flo
             raise InitcheckError(f"layer {layer.name}: ZCA needs groups=1 (has {geo['groups']})", model.path)
         k = shape[:-2] if keras else shape[2:]
         X = extract_patches(data, k, geo["stride"], geo["dilation"], geo["padding"], channels_last=keras)
+        want = math.prod(shape[:-1]) if keras else math.prod(shape[1:])
+        if X.shape[1] != want:
+            channels = shape[-2] if keras else shape[1]
+            layout = "(N, H, W, C)" if keras else "(N, C, H, W)"
+            raise InitcheckError(f"data of shape {tuple(np.shape(data))} does not match layer {layer.name}: it "
+                                 f"takes {channels} input channels, data laid out as {layout}")
     rng = layer_rng(seed, layer.weight.name)
 
     def fill_rows(count: int, dim: int) -> np.ndarray:

@@ -49,7 +49,8 @@ def judge(model: Model, options: "CheckOptions") -> list[str]:
 
 # ----------------------------------------------------------------------------------------------- context
 def _context(model: Model, options: "CheckOptions") -> None:
-    if model.framework == "torch" and model.handle is not None and _is_torch_module(model.handle):
+    if model.framework == "torch" and model.handle is not None and (
+            _is_torch_module(model.handle) or hasattr(model.handle, "graph_signature")):
         from .frameworks.torch.graph import torch_graph
 
         graph, why = torch_graph(model.handle, model, options.input_shape)

@@ -317,3 +317,28 @@ def test_docs_rules_md_is_generated_from_the_registry():
     assert doc == rules_markdown(), "regenerate with: initcheck rules --markdown > docs/rules.md"
     for r in all_rules():
         assert f"## {r.code} {r.name}" in doc and "Example" in r.explanation and "Fix" in r.explanation
+
+
+class _TwoLayer(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(8, 16)
+        self.b = nn.Conv1d(16, 4, 1)
+
+    def forward(self, x):
+        return self.b(torch.tanh(self.a(x)).unsqueeze(-1))
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "exported_program"])
+def test_context_from_torchscript_and_exported_graphs(fmt, tmp_path):
+    m = _TwoLayer()
+    path = tmp_path / "m.pt"
+    if fmt == "torchscript":
+        torch.jit.save(torch.jit.trace(m, torch.randn(2, 8)), str(path))
+    else:
+        torch.export.save(torch.export.export(m, (torch.randn(2, 8),)), str(path))
+    report = initcheck.check(str(path), trust=True)
+    assert report.model.format == fmt
+    ctx = {layer.name: layer.context for layer in report.layers}
+    assert (ctx["a"].activation, ctx["a"].activation_source) == ("tanh", "graph")
+    assert ctx["b"].position == "output" and ctx["a"].consumers == ["b"]

@@ -255,11 +255,106 @@ def example_input(module, model: Model, input_shape: tuple[int, ...] | None = No
     raise ValueError(f"cannot infer an input for a first layer of kind {first.kind}")
 
 
+# ------------------------------------------------------------------------------ exported programs, TorchScript
+def _aten_name(target: Any) -> str:
+    """'aten.linear.default' / 'aten::linear' → 'linear'."""
+    text = str(target).replace("::", ".")
+    parts = [p for p in text.split(".") if p]
+    if parts and parts[0] in ("aten", "prims", "_ops", "ops", "torch"):
+        parts = parts[1:]
+    return normalize_op(parts[0] if parts else text)
+
+
+def exported_graph(ep, model: Model) -> OpGraph:
+    """The graph of a ``torch.export`` ExportedProgram; parameters are lifted placeholders."""
+    owner = _layer_owner(model)
+    sig = ep.graph_signature
+    param_of = dict(getattr(sig, "inputs_to_parameters", {}) or {})
+    param_of.update(getattr(sig, "inputs_to_buffers", {}) or {})
+    g = OpGraph(source="graph")
+    ids: dict[str, int] = {}
+    params: dict[str, str] = {}
+    for node in ep.graph.nodes:
+        if node.op == "placeholder":
+            if node.name in param_of:
+                params[node.name] = param_of[node.name]
+                continue
+            ids[node.name] = g.add("input").id
+            continue
+        args = _flat_nodes(node.args, node.kwargs)
+        inputs = [ids[a.name] for a in args if a.name in ids]
+        if node.op == "output":
+            ids[node.name] = g.add("output", inputs).id
+            continue
+        layers = [name for a in args if a.name in params for name in owner.get(params[a.name], [])]
+        op = _aten_name(node.target) if node.op == "call_function" else str(node.target)
+        if op == "add" and any(a.name in params for a in args):
+            op = "param_add"
+        param = activation_param(op, tuple(node.args), dict(node.kwargs))
+        ids[node.name] = g.add(op, inputs, list(dict.fromkeys(layers)), param).id
+    return g
+
+
+def torchscript_graph(module, model: Model) -> OpGraph:
+    """The inlined graph of a TorchScript module; ``prim::GetAttr`` chains name the parameters."""
+    owner = _layer_owner(model)
+    graph = module.inlined_graph
+    g = OpGraph(source="graph")
+    producer: dict[str, int] = {}
+    path: dict[str, str] = {}
+    inputs = list(graph.inputs())
+    if inputs:
+        path[inputs[0].debugName()] = ""  # self
+    for value in inputs[1:]:
+        producer[value.debugName()] = g.add("input").id
+    for node in graph.nodes():
+        kind = node.kind()
+        outs = list(node.outputs())
+        ins = list(node.inputs())
+        if kind == "prim::GetAttr":
+            base = path.get(ins[0].debugName())
+            if base is not None:
+                path[outs[0].debugName()] = f"{base}.{node.s('name')}" if base else node.s("name")
+            continue
+        if kind in ("prim::Constant", "prim::ListConstruct", "prim::TupleConstruct", "prim::NumToTensor"):
+            if kind in ("prim::ListConstruct", "prim::TupleConstruct"):  # pass tensors through lists
+                srcs = [producer[i.debugName()] for i in ins if i.debugName() in producer]
+                layer_names = [n for i in ins for n in owner.get(path.get(i.debugName(), "\0"), [])]
+                if srcs or layer_names:
+                    node_id = g.add("identity", srcs, layer_names).id
+                    producer[outs[0].debugName()] = node_id
+            continue
+        layers = [n for i in ins for n in owner.get(path.get(i.debugName(), "\0"), [])]
+        srcs = [producer[i.debugName()] for i in ins if i.debugName() in producer]
+        for i in ins:  # parameters packed into a list (LSTM flat weights)
+            src = producer.get(i.debugName())
+            if src is not None and g.nodes[src].op == "identity" and g.nodes[src].layers:
+                layers.extend(g.nodes[src].layers)
+        op = _aten_name(kind)
+        if op in ("convolution", "_convolution"):
+            op = "conv2d"
+        if op == "add" and any(path.get(i.debugName()) for i in ins):
+            op = "param_add"
+        node_id = g.add(op, srcs, list(dict.fromkeys(layers))).id
+        for o in outs:
+            producer[o.debugName()] = node_id
+    outs = [producer[o.debugName()] for o in graph.outputs() if o.debugName() in producer]
+    g.add("output", outs)
+    return g
+
+
 def torch_graph(module, model: Model, input_shape: tuple[int, ...] | None = None) -> tuple[OpGraph | None, str]:
     """Best available graph: fx, else a recorded forward pass; (None, why) when neither works."""
     import torch
 
     notes = []
+    if isinstance(module, torch.jit.ScriptModule):
+        try:
+            return torchscript_graph(module, model), ""
+        except Exception as e:  # pragma: no cover - TorchScript IR varies by version
+            return None, f"TorchScript graph unreadable ({type(e).__name__})"
+    if hasattr(module, "graph_signature") and hasattr(module, "graph"):
+        return exported_graph(module, model), ""
     if input_shape is None and not isinstance(module, torch.jit.ScriptModule):
         try:
             return fx_graph(module, model), ""

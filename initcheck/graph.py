@@ -164,6 +164,12 @@ def _walk(graph: OpGraph, consumers: dict[int, list[int]], start: OpNode, output
                     activation, decided = "linear", True
             queue.extend((c, False, nid) for c in consumers.get(nid, []))
             continue
+        if node.op in ("softmax", "log_softmax"):
+            # a classifier's softmax: linear for the layer's scale, and it still ends at the output
+            if direct and not decided:
+                activation, decided = "linear", True
+            queue.extend((c, direct, nid) for c in consumers.get(nid, []))
+            continue
         if node.op in LINEAR_OPS:
             if direct and not decided:
                 activation, decided = "linear", True

@@ -7,6 +7,8 @@ from __future__ import annotations
 import fnmatch
 import math
 import re
+
+import numpy as np
 from typing import TYPE_CHECKING
 
 from .fingerprint import fingerprint
@@ -136,14 +138,55 @@ def trained_evidence(layer: Layer) -> bool:
         per_unit = st.count / st.units
         expected = math.sqrt(max(st.excess_kurtosis, -1.2) + 2.0) / (2.0 * math.sqrt(per_unit))
         hetero = st.unit_std_spread > 4.0 * expected + 0.1
-    return heavy or hetero
+    spectral = (layer.analysis.get("spectral_edge_ratio") or 0.0) > 2.0
+    return heavy or hetero or spectral
+
+
+SPECTRAL_LAYERS = 8  # bounded extra work: a few matrix-vector products on at most this many layers
+SPECTRAL_MAX_ELEMENTS = 1 << 22
+
+
+def spectral_edge_ratio(layer: Layer, iterations: int = 12) -> float | None:
+    """Top singular value over the random-matrix edge rms·(√m + √n), by power iteration.
+
+    An iid matrix sits at ≈1 (power iteration from a random start slightly underestimates it);
+    trained matrices have dominant directions far above the edge.
+    """
+    st = layer.weight.stats
+    t = layer.weight.tensor
+    if st is None or not st.rms > 0 or st.nan or st.inf or t.size > SPECTRAL_MAX_ELEMENTS or len(t.shape) < 2:
+        return None
+    m = t.unit_matrix()
+    rng = np.random.default_rng(0)
+    v = rng.standard_normal(m.shape[1])
+    sigma = 0.0
+    for _ in range(iterations):
+        u = m @ v
+        nu = np.linalg.norm(u)
+        if nu == 0:
+            return None
+        v = m.T @ (u / nu)
+        sigma = float(np.linalg.norm(v))
+        v /= sigma
+    edge = st.rms * (math.sqrt(m.shape[0]) + math.sqrt(m.shape[1]))
+    return sigma / edge
 
 
 def looks_trained(model: Model) -> tuple[bool, str]:
+    if "trained" in model.__dict__.get("_judged", {}):
+        return model._judged["trained"]
+    result = _looks_trained(model)
+    model.__dict__.setdefault("_judged", {})["trained"] = result
+    return result
+
+
+def _looks_trained(model: Model) -> tuple[bool, str]:
     big = [layer for layer in model.layers if is_scale_layer(layer) and layer.weight.stats is not None
            and layer.weight.stats.finite >= 1024]
     if len(big) < 2:
         return False, ""
+    for layer in big[:SPECTRAL_LAYERS]:
+        layer.analysis["spectral_edge_ratio"] = spectral_edge_ratio(layer)
     hits = [layer for layer in big if trained_evidence(layer)]
     if len(hits) >= max(2, math.ceil(0.5 * len(big))):
         return True, f"{len(hits)} of {len(big)} large layers have heavy tails or uneven unit scales"

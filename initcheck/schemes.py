@@ -111,7 +111,8 @@ ACTIVATION_ALIASES = {
     "swish": "silu", "relu6": "relu", "prelu": "leaky_relu", "rrelu": "leaky_relu", "celu": "elu",
     "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu_fast": "gelu_tanh", "quick_gelu": "gelu",
     "hard_swish": "hardswish", "hardsigmoid": "sigmoid", "hard_sigmoid": "sigmoid", "logsigmoid": "sigmoid",
-    "softsign": "tanh", "hardtanh": "tanh", "exponential": "linear",
+    "softsign": "tanh", "hardtanh": "tanh", "exponential": "linear", "hard_silu": "hardswish",
+    "leakyrelu": "leaky_relu",
 }
 
 

@@ -198,8 +198,8 @@ def embedding_scale(model: Model, options: RuleOptions) -> Iterable[Finding]:
     """
     The hidden state of an RNN/LSTM/GRU is multiplied by the recurrent matrix at every step, so its
     spectral radius decides whether signals and gradients explode or vanish over time. For iid weights of
-    std σ per H×H gate the radius is ≈ σ√H (circular law); an orthogonal matrix has radius = its gain.
-    PyTorch's default U(±1/√H) gives 0.58, orthogonal 1. Warning above 1.5 or below 0.1, error above 5.
+    std σ per H×H gate the radius is ≈ σ√H (circular law); an orthogonal gate block has radius = its
+    gain, also σ√H. PyTorch's default U(±1/√H) gives 0.58, orthogonal blocks 1. Warning above 1.5 or below 0.1, error above 5.
 
     Example: `lstm.weight_hh_l0` has per-gate radius ≈ 3.1.
 
@@ -214,10 +214,9 @@ def recurrent_scale(model: Model, options: RuleOptions) -> Iterable[Finding]:
         if st is None or not st.finite or st.nan or st.inf or st.zero_fraction == 1.0:
             continue
         hidden = layer.fan_in or 1
+        # rms·√H is the circular-law radius of an iid H×H gate block, and exactly the gain of a gate
+        # block that is orthogonal (rms = gain/√H); one orthogonal (G·H, H) matrix gives gain/√G
         radius = st.rms * math.sqrt(hidden)
-        fp = layer.analysis.get("fingerprint") or {}
-        if fp.get("scheme") == "orthogonal" and fp.get("gain"):
-            radius = fp["gain"]
         if 0.1 <= radius <= 1.5:
             continue
         severity = "info" if options.trained else ("error" if radius > 5 else "warning")

@@ -42,16 +42,30 @@ def _payload_files(tmp_path):
     return out
 
 
+def _cli(*args):
+    """In-process CLI run (fast); one test below runs the real command in a fresh interpreter."""
+    from click.testing import CliRunner
+
+    from initcheck.cli import main
+
+    r = CliRunner().invoke(main, [*args, "--no-progress"])
+    return r.exit_code, r.stdout, r.stderr
+
+
 def test_payload_does_not_run_without_trust(tmp_path):
-    for f, marker in _payload_files(tmp_path):
-        r = run_cli(str(f))
-        assert r.returncode == 2, (f, r.stdout, r.stderr)
+    for i, (f, marker) in enumerate(_payload_files(tmp_path)):
+        if i == 0:
+            p = run_cli(str(f))
+            code, stdout, stderr = p.returncode, p.stdout, p.stderr
+        else:
+            code, stdout, stderr = _cli(str(f))
+        assert code == 2, (f, stdout, stderr)
         assert not marker.exists(), f"{f.name}: the payload ran without --trust"
-        lines = r.stderr.strip().splitlines()
+        lines = stderr.strip().splitlines()
         assert len(lines) == 1, r.stderr
         assert lines[0].startswith(f"initcheck: error: {f}: ")
         assert "--trust" in lines[0] and "execute code" in lines[0]
-        assert "Traceback" not in r.stderr
+        assert "Traceback" not in stderr
 
 
 def test_payload_runs_with_trust(tmp_path):
@@ -80,23 +94,30 @@ def _program_files(tmp_path):
                                        ("exported", "torch.export")])
 def test_programs_refused_with_one_line(tmp_path, kind, what):
     f = _program_files(tmp_path)[kind]
-    r = run_cli(str(f))
-    assert r.returncode == 2
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    code, stdout, stderr = _cli(str(f))
+    assert code == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
     line = lines[0]
     assert line.startswith(f"initcheck: error: {f}: ")
     assert what in line and "execute" in line and "--trust" in line  # format, risk, flag
-    assert r.stdout == ""
+    assert stdout == ""
+
+
+def test_program_refused_in_a_fresh_process(tmp_path):
+    f = _program_files(tmp_path)["exported"]
+    r = run_cli(str(f))
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()] and "--trust" in r.stderr
 
 
 def test_programs_load_with_trust(tmp_path):
     import json
 
     for kind, f in _program_files(tmp_path).items():
-        r = run_cli(str(f), "--trust", "--format", "json", "--no-progress")
-        assert r.returncode in (0, 1), (kind, r.stderr)
-        doc = json.loads(r.stdout)
+        code, stdout, stderr = _cli(str(f), "--trust", "--format", "json")
+        assert code in (0, 1), (kind, stderr)
+        doc = json.loads(stdout)
         assert [layer["name"] for layer in doc["layers"]] == ["0", "2"], kind
 
 

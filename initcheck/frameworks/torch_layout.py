@@ -274,7 +274,7 @@ def _infer_weight_kind(prefix, w, b, has_running_stats, transposed_parents):
             notes.append("name suggests a transposed convolution: layout taken as (in, out/groups, k...)")
             return f"conv_transpose{d}d", notes, attrs
         notes.append("from tensors alone groups and transposition are unknown: fan_out assumes a regular "
-                     "convolution with groups=1 (pass --model for exact fans)")
+                     "convolution with groups=1 (check the live module for exact fans)")
         if len(shape) == 3:
             notes.append("a 3-D weight could also be a Bilinear (out, in1, in2): fan_in would be in1·in2")
         if shape[1] == 1 and shape[0] > 1:

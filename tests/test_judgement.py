@@ -342,3 +342,23 @@ def test_context_from_torchscript_and_exported_graphs(fmt, tmp_path):
     ctx = {layer.name: layer.context for layer in report.layers}
     assert (ctx["a"].activation, ctx["a"].activation_source) == ("tanh", "graph")
     assert ctx["b"].position == "output" and ctx["a"].consumers == ["b"]
+
+
+class _Quirky(nn.Module):
+    """A leaf module neither fx nor a synthetic forward pass gets through."""
+
+    def forward(self, x):
+        if x.shape[-1] != 12345:
+            raise RuntimeError("needs a very particular input")
+        return x
+
+
+def test_context_from_module_order_when_nothing_else_works():
+    torch.manual_seed(9)
+    m = nn.Sequential(nn.Linear(8, 16), nn.Dropout(0.1), nn.LeakyReLU(0.1), _Quirky(), nn.Linear(16, 4), nn.Tanh())
+    report = initcheck.check(m)
+    ctx = {layer.name: layer.context for layer in report.layers}
+    assert (ctx["0"].activation, ctx["0"].activation_source) == ("leaky_relu", "order")
+    assert ctx["0"].activation_param == pytest.approx(0.1)
+    assert ctx["4"].activation == "tanh"
+    assert any("module order" in n for n in report.model.source_notes)

@@ -255,6 +255,40 @@ def example_input(module, model: Model, input_shape: tuple[int, ...] | None = No
     raise ValueError(f"cannot infer an input for a first layer of kind {first.kind}")
 
 
+# ------------------------------------------------------------------------------------------- module order
+def order_graph(module, model: Model) -> OpGraph | None:
+    """For a plain ``nn.Sequential`` stack: its leaf modules in order, as a chain (source 'order')."""
+    import torch
+
+    if not isinstance(module, torch.nn.Sequential):
+        return None
+    owner = _layer_owner(model)
+    layer_modules: dict[str, list[str]] = {}
+    for pname, layers in owner.items():
+        layer_modules.setdefault(pname.rpartition(".")[0], []).extend(layers)
+    g = OpGraph(source="order")
+    prev = g.add("input").id
+    for name, mod in module.named_modules():
+        if list(mod.children()):
+            continue
+        cls = type(mod).__name__
+        layers = list(dict.fromkeys(layer_modules.get(name, [])))
+        if cls in _ACT_MODULES:
+            op = _ACT_MODULES[cls]
+        elif cls in _NORM_MODULES:
+            op = _NORM_MODULES[cls]
+        elif cls in _SHAPE_MODULES:
+            op = _SHAPE_MODULES[cls]
+        elif layers:
+            op = "linear"
+        else:
+            op = "other"
+        param = float(getattr(mod, "negative_slope", 0.01)) if op == "leaky_relu" else None
+        prev = g.add(op, [prev], layers, param).id
+    g.add("output", [prev])
+    return g
+
+
 # ------------------------------------------------------------------------------ exported programs, TorchScript
 def _aten_name(target: Any) -> str:
     """'aten.linear.default' / 'aten::linear' → 'linear'."""
@@ -364,8 +398,12 @@ def torch_graph(module, model: Model, input_shape: tuple[int, ...] | None = None
         example = example_input(module, model, input_shape)
         return traced_graph(module, model, example), "; ".join(notes)
     except Exception as e:
-        notes.append(f"a traced forward pass failed ({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})"
-                     "; pass --input-shape")
+        first_line = str(e).splitlines()[0][:120] if str(e) else ""
+        notes.append(f"a traced forward pass failed ({type(e).__name__}: {first_line}); pass --input-shape")
+    graph = order_graph(module, model)
+    if graph is not None:
+        notes.append("context from module order")
+        return graph, "; ".join(notes)
     return None, "; ".join(notes)
 
 

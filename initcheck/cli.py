@@ -32,6 +32,15 @@ def _split_codes(values: tuple[str, ...]) -> list[str] | None:
     return codes or None
 
 
+def _model_options(fn):
+    """Options every command that opens a model shares: --trust, --activation, --model."""
+    fn = click.option("--model", "model_factory", help="package.module:factory building the architecture for "
+                      "a tensor-only file (imports your code).")(fn)
+    fn = click.option("--activation", help="Activation for layers whose activation cannot be detected.")(fn)
+    return click.option("--trust", is_flag=True, help="Allow formats that execute code when loaded (pickled "
+                        "modules, TorchScript, .pt2, SavedModel, Keras Lambda layers).")(fn)
+
+
 def _fail(message: str, debug: bool) -> None:
     if debug:
         traceback.print_exc()
@@ -68,11 +77,7 @@ def main() -> None:
 @click.option("--extend-select", multiple=True, help="Add these rule codes or prefixes to the selection.")
 @click.option("--ignore", multiple=True, help="Skip these rule codes or prefixes (comma-separated).")
 @click.option("--extend-ignore", multiple=True, help="Skip these too, on top of the config's 'ignore'.")
-@click.option("--trust", is_flag=True, help="Allow formats that execute code when loaded (pickled modules, "
-              "TorchScript, .pt2, SavedModel, Keras Lambda layers).")
-@click.option("--activation", help="Activation for layers whose activation cannot be detected.")
-@click.option("--model", "model_factory", help="package.module:factory building the architecture for a "
-              "tensor-only file (imports your code).")
+@_model_options
 @click.option("--input-shape", help="Input shape for a traced forward pass, e.g. 1,3,224,224.")
 @click.option("--baseline", type=click.Path(dir_okay=False),
               help="Accept the findings recorded in this file; only new ones are shown and fail.")
@@ -225,18 +230,6 @@ def _stdout_is_terminal() -> bool:
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
-def _parse_shape(text: str | None) -> tuple[int, ...] | None:
-    if not text:
-        return None
-    try:
-        shape = tuple(int(x) for x in text.replace("x", ",").split(",") if x.strip())
-    except ValueError:
-        raise InitcheckError(f"--input-shape {text!r} is not a comma-separated list of integers") from None
-    if not shape or any(s <= 0 for s in shape):
-        raise InitcheckError(f"--input-shape {text!r} must list positive integers")
-    return shape
-
-
 @main.command("fix")
 @click.argument("path", type=click.Path())
 @click.option("-o", "--output", "out", type=click.Path(), help="Write the fixed model here (same format as PATH).")
@@ -250,11 +243,7 @@ def _parse_shape(text: str | None) -> tuple[int, ...] | None:
 @click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
 @click.option("--in-place", is_flag=True, help="Overwrite the input file (atomically, after the re-check).")
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
-@click.option("--trust", is_flag=True, help="Allow formats that execute code when loaded (pickled modules, "
-              "TorchScript).")
-@click.option("--activation", help="Activation for layers whose activation cannot be detected.")
-@click.option("--model", "model_factory", help="package.module:factory building the architecture for a "
-              "tensor-only file (imports your code).")
+@_model_options
 @click.option("--zca", "zca_data", type=click.Path(), help="ZCA-whiten a first layer on this data sample "
               "(.npy/.npz/.pt shaped like the model input).")
 @click.option("--zca-layer", help="Layer to whiten (default: the first weight layer).")

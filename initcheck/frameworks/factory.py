@@ -15,11 +15,17 @@ from ..errors import InitcheckError
 
 
 def resolve_factory(spec: str) -> Callable[[], Any]:
-    """``package.module:callable`` (or a path ``file.py:callable``) → the callable."""
-    if ":" not in spec:
+    """``package.module:callable``, ``package.module.callable`` or ``path/file.py:callable`` → the callable.
+
+    The current directory is importable, as with ``python -m``: the user's modules next to the model.
+    """
+    if ":" in spec:
+        module_name, _, attr = spec.rpartition(":")
+    else:
+        module_name, _, attr = spec.rpartition(".")
+    if not module_name or not attr:
         raise InitcheckError(f"--model {spec!r} must look like package.module:factory")
-    module_name, _, attr = spec.rpartition(":")
-    if os.getcwd() not in sys.path:
+    if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         if module_name.endswith(".py"):

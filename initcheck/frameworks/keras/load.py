@@ -220,28 +220,6 @@ def _backend_name() -> str | None:
 
 
 # ------------------------------------------------------------------------------------------ weights only
-def resolve_factory(spec: str) -> Any:
-    """Import ``package.module:factory`` (or ``package.module.factory``) and return the callable."""
-    if ":" in spec:
-        mod_name, _, attr = spec.partition(":")
-    else:
-        mod_name, _, attr = spec.rpartition(".")
-    if not mod_name or not attr:
-        raise InitcheckError(f"--model {spec!r} must look like package.module:factory")
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())  # like `python -m`: the user's own modules next to the model
-    try:
-        module = importlib.import_module(mod_name)
-    except ImportError as e:
-        raise InitcheckError(f"--model {spec!r}: cannot import {mod_name} ({_one_line(e)})") from None
-    factory = module
-    for part in attr.split("."):
-        factory = getattr(factory, part, None)
-        if factory is None:
-            raise InitcheckError(f"--model {spec!r}: {mod_name} has no attribute {attr}")
-    return factory
-
-
 def load_weights_with_factory(path: str, factory_spec: str) -> Model:
     """Build the architecture with ``factory_spec`` (``package.module:factory``), load ``path`` into it.
 
@@ -249,6 +227,8 @@ def load_weights_with_factory(path: str, factory_spec: str) -> Model:
     class); the weights file is a Keras ``.weights.h5`` (or legacy weights ``.h5``). Mismatched weights
     are exit 2 with Keras' reason. The returned Model's ``handle`` is the built model with these weights.
     """
+    from ..factory import resolve_factory
+
     keras = import_keras()
     factory = resolve_factory(factory_spec)
     try:

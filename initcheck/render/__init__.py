@@ -9,6 +9,16 @@ from ..report import Report
 Renderer = Callable[[list[Report], dict], str]
 
 
+def plural(n: int, word: str) -> str:
+    """'1 error', '2 errors'."""
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def counts_text(summary: dict) -> str:
+    """'1 error, 2 warnings, 0 infos' from ``Report.summary()``."""
+    return ", ".join(plural(summary[k + "s"], k) for k in ("error", "warning", "info"))
+
+
 def renderers() -> dict[str, Renderer]:
     from . import json_format, table
 

@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from .. import __version__
 from ..report import Finding, Report
+from . import plural
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_LEVEL = {"error": "error", "warning": "warning", "info": "note"}
@@ -35,16 +36,13 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
-
 
 def _totals(reports: list[Report]) -> dict[str, int]:
     return {sev: sum(r.count(sev) for r in reports) for sev in ("error", "warning", "info")}
 
 
 def _totals_text(t: dict[str, int]) -> str:
-    return f"{_plural(t['error'], 'error')}, {_plural(t['warning'], 'warning')}, {_plural(t['info'], 'info')}"
+    return f"{plural(t['error'], 'error')}, {plural(t['warning'], 'warning')}, {plural(t['info'], 'info')}"
 
 
 # ---------------------------------------------------------------------------------------------- concise
@@ -59,14 +57,14 @@ def render_concise(reports: list[Report], options: dict) -> str:
     lines = [concise_line(r.model.path, f) for r in reports for f in _visible(r, options)]
     if not options.get("quiet", False):
         t = _totals(reports)
-        models = _plural(len(reports), "model")
+        models = plural(len(reports), "model")
         if sum(t.values()):
             lines.append(f"Found {_totals_text(t)} in {models}.")
         else:
             lines.append(f"All checks passed ({models}).")
         accepted = sum(len(b.suppressed) for b in options.get("baseline") or [])
         if accepted:
-            lines.append(f"{_plural(accepted, 'finding')} accepted by the baseline.")
+            lines.append(f"{plural(accepted, 'finding')} accepted by the baseline.")
     return "".join(line + "\n" for line in lines)
 
 
@@ -247,7 +245,7 @@ def render_markdown(reports: list[Report], options: dict) -> str:
     all_rules()
     t = _totals(reports)
     baselines = options.get("baseline") or [None] * len(reports)
-    models = _plural(len(reports), "model")
+    models = plural(len(reports), "model")
     if t["error"]:
         head = f"## initcheck: ❌ {_totals_text(t)} in {models}"
     elif t["warning"]:
@@ -260,8 +258,8 @@ def render_markdown(reports: list[Report], options: dict) -> str:
         out.append(f"### {md_code(report.model.path, in_table=False)}")
         out.append("")
         out.append(f"{report.model.format}, {s['layers']} layers, {s['parameters']:,} parameters — "
-                   f"{_plural(s['errors'], 'error')}, {_plural(s['warnings'], 'warning')}, "
-                   f"{_plural(s['infos'], 'info')}")
+                   f"{plural(s['errors'], 'error')}, {plural(s['warnings'], 'warning')}, "
+                   f"{plural(s['infos'], 'info')}")
         out.append("")
         for banner in report.banners:
             out.append(f"> {md_cell(banner)}")
@@ -278,11 +276,11 @@ def render_markdown(reports: list[Report], options: dict) -> str:
                 out.append(f"| {ICON[f.severity]} {f.severity} | **{f.rule}**{name} | {layer} | {message} |")
             out.append("")
         if base is not None and (base.suppressed or base.stale):
-            out.append(f"Baseline: {_plural(len(base.suppressed), 'finding')} accepted, "
-                       f"{_plural(len(base.stale), 'stale entry')} no longer occurring.")
+            out.append(f"Baseline: {plural(len(base.suppressed), 'finding')} accepted, "
+                       f"{plural(len(base.stale), 'stale entry')} no longer occurring.")
             out.append("")
         if not options.get("quiet", False) and report.layers:
-            out.append(f"<details><summary>{_plural(len(report.layers), 'layer')}</summary>")
+            out.append(f"<details><summary>{plural(len(report.layers), 'layer')}</summary>")
             out.append("")
             out.append("| layer | kind | shape | std | expected | ratio |")
             out.append("|---|---|---|---:|---:|---:|")

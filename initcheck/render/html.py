@@ -14,6 +14,7 @@ from typing import Any
 from .. import __version__
 from ..report import Report
 from .plot import layer_severity
+from . import plural
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222;max-width:1600px}
@@ -39,9 +40,6 @@ def _num(x: Any) -> str:
     return f"{x:.3g}" if 1e-3 <= abs(x) < 1e4 else f"{x:.2e}"
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
-
 
 def _plot_img(report: Report) -> str:
     try:
@@ -59,15 +57,15 @@ def _section(report: Report, baseline: Any = None, plots: bool = True) -> str:
     m = report.model
     s = report.summary()
     out = [f"<section><h2><code>{e(m.path)}</code></h2>"]
-    verdict = (f'<span class="sev-error">{_plural(s["errors"], "error")}</span>, ' if s["errors"]
-               else f'<span class="ok">no errors</span>, ')
+    verdict = (f'<span class="sev-error">{plural(s["errors"], "error")}</span>, ' if s["errors"]
+               else '<span class="ok">no errors</span>, ')
     out.append(f"<p>{e(m.format)} ({e(m.framework)}), {s['layers']} layers, {s['parameters']:,} parameters — "
-               f"{verdict}{_plural(s['warnings'], 'warning')}, {_plural(s['infos'], 'info')}</p>")
+               f"{verdict}{plural(s['warnings'], 'warning')}, {plural(s['infos'], 'info')}</p>")
     for note in list(report.banners) + list(m.source_notes):
         out.append(f'<p class="banner">{e(note)}</p>')
     if baseline is not None and (baseline.suppressed or baseline.stale):
-        out.append(f'<p class="note">Baseline: {_plural(len(baseline.suppressed), "finding")} accepted, '
-                   f'{_plural(len(baseline.stale), "stale entry")}.</p>')
+        out.append(f'<p class="note">Baseline: {plural(len(baseline.suppressed), "finding")} accepted, '
+                   f'{plural(len(baseline.stale), "stale entry")}.</p>')
     if report.findings:
         out.append("<table><tr><th>severity</th><th>rule</th><th>layer</th><th>message</th><th>fix</th></tr>")
         for f in report.findings:
@@ -105,8 +103,8 @@ def render_html(reports: list[Report], baseline: list | None = None, plots: bool
     baseline = baseline or [None] * len(reports)
     errors = sum(r.count("error") for r in reports)
     warnings = sum(r.count("warning") for r in reports)
-    head = (f"initcheck report — {_plural(errors, 'error')}, {_plural(warnings, 'warning')} in "
-            f"{_plural(len(reports), 'model')}")
+    head = (f"initcheck report — {plural(errors, 'error')}, {plural(warnings, 'warning')} in "
+            f"{plural(len(reports), 'model')}")
     body = "\n".join(_section(r, b, plots) for r, b in zip(reports, baseline))
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"generator\" content=\"initcheck {html.escape(__version__)}\">"

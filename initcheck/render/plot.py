@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import MissingDependencyError
 from ..report import SEVERITY_RANK, Report
+from . import counts_text
 
 MAX_HIST_VALUES = 200_000
 MAX_HISTOGRAMS = 8
@@ -91,8 +92,8 @@ def figure_for(report: Report) -> Any:
     s = report.summary()
     more = f" (histograms of the first {len(shown)} of {len(flagged)} flagged layers)" if len(flagged) > len(shown) \
         else ""
-    fig.suptitle(f"{report.model.path} — {s['layers']} layers: {s['errors']} errors, {s['warnings']} warnings, "
-                 f"{s['infos']} infos{more}", fontsize=11, fontweight="bold")
+    fig.suptitle(f"{report.model.path} — {s['layers']} layers: {counts_text(s)}{more}", fontsize=11,
+                 fontweight="bold")
     return fig
 
 
@@ -102,7 +103,6 @@ def _std_panel(ax: Any, report: Report, severity: dict[str, str]) -> None:
 
     layers = report.layers
     n = len(layers)
-    xs = np.arange(n)
     observed = [(_positive(layer.weight.stats.std) if layer.weight.stats is not None else None) for layer in layers]
     expected = [_positive(layer.analysis.get("expected_std")) for layer in layers]
     bands = [_band(layer.analysis) for layer in layers]

@@ -9,6 +9,7 @@ import shutil
 from tabulate import tabulate
 
 from ..report import Report
+from . import plural
 
 # Columns in the order shown; the ones dropped first when the terminal is narrow come last here.
 COLUMNS = ["layer", "kind", "shape", "fan_in", "fan_out", "std", "act", "expected", "ratio", "init",
@@ -113,9 +114,6 @@ def layer_table(report: Report, width: int | None = None) -> str:
     return text + note
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
-
 
 def _max_line(text: str) -> int:
     return max((len(line) for line in text.splitlines()), default=0)
@@ -148,7 +146,7 @@ def render_one(report: Report, options: dict) -> str:
     src = f"{m.format}" + (f" (key {m.checkpoint_key!r})" if m.checkpoint_key else "")
     out.append(
         f"{m.path}: {src}, {s['layers']} layers, {s['parameters']:,} parameters — "
-        f"{_plural(s['errors'], 'error')}, {_plural(s['warnings'], 'warning')}, {_plural(s['infos'], 'info')}"
+        f"{plural(s['errors'], 'error')}, {plural(s['warnings'], 'warning')}, {plural(s['infos'], 'info')}"
     )
     for note in m.source_notes:
         out.append(f"  {note}")

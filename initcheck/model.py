@@ -68,8 +68,10 @@ class TensorRef:
         index = [slice(None)] * a.ndim
         index[axis] = sl
         block = np.moveaxis(a[tuple(index)], axis, 0)
-        block = self.decode(np.ascontiguousarray(block))
-        return np.asarray(block, dtype=np.float64).reshape(block.shape[0], -1)
+        if self._decode is not None:  # the bit decoders work on strided views; one copy below
+            block = self.decode(block)
+        # one pass: gather (for unit_axis != 0), widen to float64 and make C-contiguous together
+        return np.asarray(block, dtype=np.float64, order="C").reshape(block.shape[0], -1)
 
     def blocks(self, max_elements: int = DEFAULT_BLOCK_ELEMENTS) -> Iterator[np.ndarray]:
         """Yield float64 blocks of whole units covering the tensor exactly once."""

@@ -313,3 +313,28 @@ def test_exported_program_keeps_classes_groups_and_transposition(tmp_path):
     kinds = {layer.name: layer.kind for layer in exported.layers}
     assert kinds["body.2"] == "depthwise_conv2d" and kinds["body.4"] == "conv_transpose2d"
     assert kinds["body.1"] == "batchnorm"
+
+
+def test_model_prefix_kept_in_plain_state_dicts(tmp_path):
+    """A Hugging Face style state_dict whose keys all start with 'model.' (a tied head dropped) keeps its
+    names, as its safetensors twin does; a Lightning checkpoint strips its holder 'model.' once only."""
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    inner = nn.Module()
+    inner.model = nn.Module()
+    inner.model.embed_tokens = nn.Embedding(10, 4)
+    inner.model.proj = nn.Linear(4, 4)
+    sd = inner.state_dict()
+    assert all(k.startswith("model.") for k in sd)
+    torch.save(sd, tmp_path / "pytorch_model.bin")
+    save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp_path / "model.safetensors"))
+    names = ["model.embed_tokens", "model.proj"]
+    assert [layer.name for layer in load(str(tmp_path / "pytorch_model.bin")).layers] == names
+    assert [layer.name for layer in load(str(tmp_path / "model.safetensors")).layers] == names
+    assert [layer.name for layer in load(inner).layers] == names
+    torch.save({"state_dict": {f"model.{k}": v for k, v in sd.items()}, "epoch": 0}, tmp_path / "l.ckpt")
+    m = load(str(tmp_path / "l.ckpt"))
+    assert [layer.name for layer in m.layers] == names
+    torch.save({f"module._orig_mod.{k}": v for k, v in sd.items()}, tmp_path / "ddp_compiled.pt")
+    assert [layer.name for layer in load(str(tmp_path / "ddp_compiled.pt")).layers] == names

@@ -23,6 +23,7 @@ MODEL_KEYS = ("state_dict", "model_state_dict", "model_state", "model", "module"
               "model_ema", "ema_state_dict", "params", "weights", "generator", "student")
 SKIP_KEY = re.compile(r"optim|scheduler|scaler|lr_|sched|grad", re.I)
 WRAPPER_PREFIXES = ("module.", "model.", "_orig_mod.", "_forward_module.", "net.")
+HOLDER_PREFIXES = ("model.", "net.")  # stripped once, and only inside a checkpoint dict
 
 
 def import_torch():
@@ -236,7 +237,7 @@ def model_from_object(obj: Any, path: str, trust: bool = False, fmt: str | None 
             m.checkpoint_key, m.source_notes = key, notes + m.source_notes
             return m
     state = {k: v for k, v in tensors_obj.items() if isinstance(k, str)}
-    state, stripped = strip_wrapper_prefixes(state)
+    state, stripped = strip_wrapper_prefixes(state, in_checkpoint=key is not None)
     if stripped:
         notes.append(f"stripped prefix {stripped!r} from every name")
     model = model_from_state_dict(state, path, fmt)
@@ -266,15 +267,23 @@ def find_model_tensors(obj: dict) -> tuple[str | None, Any]:
     raise InitcheckError("no model tensors found (a dict without a state_dict or tensors)", None)
 
 
-def strip_wrapper_prefixes(state: dict) -> tuple[dict, str]:
-    """Drop a prefix every key shares (``module.`` from DataParallel, ``model.`` from Lightning,
-    ``_orig_mod.`` from torch.compile), repeatedly."""
+def strip_wrapper_prefixes(state: dict, in_checkpoint: bool = True) -> tuple[dict, str]:
+    """Drop a prefix every key shares: wrappers' (``module.`` from DataParallel/DDP, ``_orig_mod.`` from
+    torch.compile, ``_forward_module.``) repeatedly; and, once, the attribute under which a training
+    wrapper holds the model (``model.``/``net.``, as in Lightning's ``state_dict``) — only inside a
+    checkpoint dict: a plain state_dict whose keys all start with ``model.`` (a Hugging Face
+    ``LlamaForCausalLM`` without its tied head) is the model's own naming, and stripping it would make
+    the names disagree with the same model's safetensors file and module paths."""
     stripped = ""
+    holder_used = False
     while state:
         for prefix in WRAPPER_PREFIXES:
+            if prefix in HOLDER_PREFIXES and (not in_checkpoint or holder_used):
+                continue
             if all(k.startswith(prefix) for k in state):
                 state = {k[len(prefix):]: v for k, v in state.items()}
                 stripped += prefix
+                holder_used = holder_used or prefix in HOLDER_PREFIXES
                 break
         else:
             break

@@ -54,6 +54,10 @@ def _bad_header_st(kind: str) -> bytes:
         header["fc.weight"]["data_offsets"] = [0, 10]
     elif kind == "dtype":
         header["fc.weight"]["dtype"] = "Q99"
+    elif kind == "shape_type":
+        header["fc.weight"]["shape"] = ["16", 8]
+    elif kind == "offsets_type":
+        header["fc.weight"]["data_offsets"] = [None, 512]
     raw = json.dumps(header).encode()
     if kind == "not_json":
         raw = b"{" + b"x" * 30
@@ -77,6 +81,8 @@ CASES = {
     "bad_offsets.safetensors": (lambda t: _bad_header_st("offsets"), ["data_offsets"]),
     "bad_dtype.safetensors": (lambda t: _bad_header_st("dtype"), ["dtype"]),
     "header_not_json.safetensors": (lambda t: _bad_header_st("not_json"), ["header"]),
+    "shape_type.safetensors": (lambda t: _bad_header_st("shape_type"), ["invalid safetensors entry"]),
+    "offsets_type.safetensors": (lambda t: _bad_header_st("offsets_type"), ["invalid safetensors entry"]),
     "truncated_zip_half.pt": (lambda t: (b := _torch_bytes(t))[: len(b) // 2], ["truncated", "damaged"]),
     "truncated_zip_tail.pt": (lambda t: _torch_bytes(t)[:-50], ["truncated", "damaged"]),
     "short_record.pt": (lambda t: _short_record_zip(t), ["shorter", "damaged"]),

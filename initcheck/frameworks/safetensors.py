@@ -64,6 +64,12 @@ def read_header(path: str) -> tuple[dict, int]:
             dtype, shape, (start, end) = info["dtype"], info["shape"], info["data_offsets"]
         except (KeyError, TypeError, ValueError):
             raise InitcheckError(f"invalid safetensors entry for {name!r}", path) from None
+        if not (isinstance(shape, list) and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
+                                                 for s in shape)
+                and all(isinstance(o, int) and not isinstance(o, bool) for o in (start, end))
+                and isinstance(dtype, str)):
+            raise InitcheckError(f"invalid safetensors entry for {name!r} (shape {shape!r}, "
+                                 f"data_offsets {info['data_offsets']!r})", path)
         if dtype not in _DTYPES:
             raise InitcheckError(f"tensor {name!r} has unsupported dtype {dtype}", path)
         need = math.prod(shape) * _DTYPES[dtype][1].itemsize

@@ -98,8 +98,10 @@ def _order_context(model: Model) -> None:
 
 
 def _name_context(model: Model) -> None:
-    """Tensor-only files: positions from order, residual ends and heads from common names."""
-    _order_context(model)
+    """Tensor-only files: residual ends and heads from common names; positions from order only where the
+    file keeps the module order (torch.save does, safetensors sorts names)."""
+    if model.framework != "safetensors":
+        _order_context(model)
     for layer in model.layers:
         if layer.context.activation_source != "unknown":
             continue

@@ -191,7 +191,7 @@ class Layer:
     @property
     def is_matrix(self) -> bool:
         """True for layers whose weight mixes inputs (dense, conv, recurrent, embedding, attention)."""
-        return self.kind not in NORM_KINDS and len(self.shape) >= 2
+        return self.kind not in NORM_KINDS and len(self.shape) >= 2 and self.fan_in is not None
 
 
 NORM_KINDS = frozenset({"batchnorm", "layernorm", "groupnorm", "rmsnorm", "instancenorm", "norm"})

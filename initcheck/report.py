@@ -64,7 +64,9 @@ class Report:
         return max((f.severity for f in self.findings), key=SEVERITY_RANK.__getitem__)
 
     def failed(self, fail_on: str = "error") -> bool:
-        """True if any finding is at or above ``fail_on`` (exit code 1)."""
+        """True if any finding is at or above ``fail_on`` (exit code 1); never for ``"never"``."""
+        if fail_on == "never":
+            return False
         threshold = SEVERITY_RANK[fail_on]
         return any(SEVERITY_RANK[f.severity] >= threshold for f in self.findings)
 

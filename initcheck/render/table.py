@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import textwrap
 
 from tabulate import tabulate
 
@@ -138,9 +139,14 @@ def render_one(report: Report, options: dict) -> str:
             continue
         where = f.layer or "<model>"
         sev = _color(f"{f.severity:7}", f.severity, color)
-        line = f"{sev} {f.rule} {where}: {f.message}"
+        width = options.get("width") or _width()
+        head = f"{f.severity:7} {f.rule} {where}: "
+        body = textwrap.fill(head + f.message, width=max(width, 60), subsequent_indent=" " * 8,
+                             break_on_hyphens=False)
+        line = sev + body[len(f"{f.severity:7}"):]
         if f.fix:
-            line += f"\n        fix: {f.fix}"
+            line += "\n" + textwrap.fill(f"fix: {f.fix}", width=max(width, 60), initial_indent=" " * 8,
+                                         subsequent_indent=" " * 13, break_on_hyphens=False)
         out.append(line)
     s = report.summary()
     src = f"{m.format}" + (f" (key {m.checkpoint_key!r})" if m.checkpoint_key else "")

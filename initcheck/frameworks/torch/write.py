@@ -107,11 +107,12 @@ def _write_torch_object(src: str, changes: list, dest: str, trust: bool) -> None
     if isinstance(obj, torch.nn.Module):
         named = _module_tensors(obj)
     elif isinstance(obj, dict):
-        _, inner = find_model_tensors(obj)
+        key, inner = find_model_tensors(obj)
         if isinstance(inner, torch.nn.Module):
             named = _module_tensors(inner)
         else:
-            named, _ = strip_wrapper_prefixes({k: v for k, v in inner.items() if isinstance(k, str)})
+            named, _ = strip_wrapper_prefixes({k: v for k, v in inner.items() if isinstance(k, str)},
+                                              in_checkpoint=key is not None)
     else:
         raise InitcheckError(f"holds a {type(obj).__name__}; cannot write it back", src)
     for c in changes:

@@ -362,3 +362,28 @@ def test_context_from_module_order_when_nothing_else_works():
     assert ctx["0"].activation_param == pytest.approx(0.1)
     assert ctx["4"].activation == "tanh"
     assert any("module order" in n for n in report.model.source_notes)
+
+
+@pytest.mark.parametrize("act,init", [
+    (nn.Tanh, lambda w: nn.init.xavier_uniform_(w, gain=nn.init.calculate_gain("tanh"))),
+    (nn.Tanh, nn.init.xavier_normal_),  # Glorot's original gain 1
+    (nn.SELU, lambda w: nn.init.normal_(w, std=1 / math.sqrt(w.shape[1]))),  # LeCun normal
+    (nn.ReLU, lambda w: nn.init.orthogonal_(w, gain=math.sqrt(2))),
+    (nn.GELU, lambda w: nn.init.kaiming_normal_(w, nonlinearity="relu")),
+    (nn.ReLU, lambda w: nn.init.kaiming_uniform_(w, mode="fan_out", nonlinearity="relu")),
+])
+def test_own_nets_with_sound_schemes_are_clean(act, init):
+    torch.manual_seed(10)
+    dims = [48, 256, 256, 128, 256, 10]
+    layers = []
+    for i, (a, b) in enumerate(zip(dims, dims[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(dims) - 2:
+            layers.append(act())
+    m = nn.Sequential(*layers)
+    for layer in m:
+        if isinstance(layer, nn.Linear):
+            init(layer.weight)
+            nn.init.zeros_(layer.bias)
+    report = initcheck.check(m)
+    assert [(f.rule, f.layer, f.message) for f in report.findings if f.severity != "info"] == []

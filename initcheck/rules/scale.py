@@ -17,7 +17,7 @@ from typing import Iterable
 from ..judge import is_scale_layer
 from ..model import Layer, Model
 from ..report import Finding
-from ..schemes import gain, recommended_scheme
+from ..schemes import ACTIVATIONS, canonical_activation, gain, recommended_scheme
 from ..significance import Z_CRIT, log_std_se, rms_noise_band
 from . import RuleOptions, rule
 
@@ -236,14 +236,24 @@ def sibling_outlier(model: Model, options: RuleOptions) -> Iterable[Finding]:
 
 # ------------------------------------------------------------------------------------------ signal chain
 def forward_gain(layer: Layer) -> float | None:
-    """Variance multiplier of the signal through this layer and its activation, relative to preservation:
-    1 for a He (fan_in) init with the activation's gain; (rms·gain⁻¹·√fan_in)²."""
+    """Variance multiplier of the signal through this layer and its activation, relative to preservation.
+
+    With x = rms·√fan_in, a gain g preserves the variance when x = g. Saturating and smooth activations
+    have a range of sound gains (tanh: 1 in its linear regime, 5/3 for unit-variance inputs), so any x in
+    [min gain, max gain] counts as preserving; outside, the factor is (x / nearest gain)².
+    """
     st = layer.weight.stats
     act = layer.context.activation
     if st is None or act is None or not layer.fan_in or not st.finite or st.nan or st.inf or st.min == st.max:
         return None
-    g = gain(act, layer.context.activation_param)
-    return (st.rms * math.sqrt(layer.fan_in) / g) ** 2
+    name = canonical_activation(act)
+    if name == "leaky_relu" and layer.context.activation_param is not None:
+        gains = [gain(act, layer.context.activation_param)]
+    else:
+        gains = list(ACTIVATIONS[name].plausible_gains) if name else [1.0]
+    x = st.rms * math.sqrt(layer.fan_in)
+    g = min(max(x, min(gains)), max(gains))
+    return (x / g) ** 2
 
 
 @rule(

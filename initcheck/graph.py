@@ -95,24 +95,56 @@ def annotate(model: Model, graph: OpGraph) -> None:
     input_ids = {n.id for n in graph.nodes if n.op == "input"}
     output_ids = {n.id for n in graph.nodes if n.op == "output"}
     first_layers = _first_layers(graph, consumers, input_ids)
+    scale_vectors = frozenset(layer.name for layer in model.layers
+                              if layer.kind in ("parameter", "vector") and len(layer.shape) == 1)
     for layer in model.layers:
         if layer.context.activation_source not in ("unknown",):
             continue
         nodes = by_layer.get(layer.name)
         if not nodes:
             continue
-        ctx = _walk(graph, consumers, nodes[-1], output_ids)
+        ctx = _walk(graph, consumers, nodes[-1], output_ids, scale_vectors)
         ctx.activation_source = graph.source if ctx.activation is not None else "unknown"
         if layer.name in first_layers:
             ctx.position = "input"
         if layer.kind == "attention_in_proj":
             ctx.activation, ctx.residual, ctx.activation_source = "linear", False, graph.source
         layer.context = ctx
+    mark_residual_branches(model)
 
 
-def _walk(graph: OpGraph, consumers: dict[int, list[int]], start: OpNode, output_ids: set[int]) -> Context:
-    """Breadth-first from a layer's op through the ops that do not end its influence."""
+def mark_residual_branches(model: Model) -> None:
+    """A layer whose output reaches only residual-branch ends through linear maps (attention's value
+    projection → out_proj → add) scales the branch like the end itself does."""
+    by_name = {layer.name: layer for layer in model.layers}
+    for layer in model.layers:
+        ctx = layer.context
+        if ctx.activation != "linear" or ctx.residual or not ctx.consumers:
+            continue
+        ends = [by_name.get(c) for c in ctx.consumers]
+        if all(e is not None and e.context.residual and e.context.activation == "linear" for e in ends):
+            ctx.residual_branch = True
+
+
+def _descendants(consumers: dict[int, list[int]], start: int) -> set[int]:
+    out: set[int] = {start}
+    stack = [start]
+    while stack:
+        for c in consumers.get(stack.pop(), []):
+            if c not in out:
+                out.add(c)
+                stack.append(c)
+    return out
+
+
+def _walk(graph: OpGraph, consumers: dict[int, list[int]], start: OpNode, output_ids: set[int],
+          scale_vectors: frozenset[str] = frozenset()) -> Context:
+    """Breadth-first from a layer's op through the ops that do not end its influence.
+
+    ``scale_vectors``: per-channel parameters (layer scale, ReZero α) whose multiply passes the signal on.
+    """
     ctx = Context(activation_source="unknown")
+    downstream = _descendants(consumers, start.id)
     activation: str | None = None
     param: float | None = None
     decided = False
@@ -136,6 +168,9 @@ def _walk(graph: OpGraph, consumers: dict[int, list[int]], start: OpNode, output
                 if activation is None and not decided:
                     activation, decided = "linear", True
             continue
+        if node.layers and node.op == "mul" and set(node.layers) <= scale_vectors:
+            queue.extend((c, direct, nid) for c in consumers.get(nid, []))
+            continue
         if node.layers:
             ctx.consumers.extend(x for x in node.layers if x not in ctx.consumers)
             if node.op in NORM_OPS and direct:
@@ -158,7 +193,8 @@ def _walk(graph: OpGraph, consumers: dict[int, list[int]], start: OpNode, output
             queue.extend((c, False, nid) for c in consumers.get(nid, []))
             continue
         if node.op in ADD_OPS:
-            if direct and len(node.inputs) >= 2:
+            # a residual add joins another path; x + f(x) inside an activation formula does not
+            if direct and len(node.inputs) >= 2 and any(i not in downstream for i in node.inputs):
                 ctx.residual = True
                 if not decided:
                     activation, decided = "linear", True

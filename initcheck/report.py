@@ -131,6 +131,7 @@ def layer_json(layer: Layer) -> dict:
         "residual": ctx.residual,
         "position": ctx.position,
         "attention_logits": ctx.attention_logits,
+        "residual_branch": ctx.residual_branch,
     }
     out["activation"] = ctx.activation
     out["activation_source"] = ctx.activation_source

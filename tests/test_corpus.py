@@ -504,9 +504,8 @@ def test_keras_vgg16_glorot_relu_chain_vanishes(keras):
         [("IC105", "warning", "block1_conv1")]
 
 
-# ------------------------------------------------------------------------- known false alarms and misses
-@pytest.mark.xfail(strict=True, reason="Keras BatchNormalization(scale=False) (InceptionV3: 94 warnings): the "
-                   "loader makes beta the layer's weight and IC203 reads it as an all-zero scale")
+# -------------------------------------------- false alarms and misses found by this corpus (fixed since),
+# and one still open (strict xfail: it flips when fixed)
 def test_keras_batchnorm_without_scale_is_not_a_zero_scale(keras):
     keras.utils.set_random_seed(0)
     inp = keras.Input((16, 16, 3))
@@ -518,8 +517,6 @@ def test_keras_batchnorm_without_scale_is_not_a_zero_scale(keras):
     assert [f for f in report.findings if f.rule == "IC203"] == []
 
 
-@pytest.mark.xfail(strict=True, reason="data-flow fan_in of a strided ConvTranspose ignores the stride "
-                   "(in·k² instead of in·k²/s²): a variance-preserving He decoder reads ×4 per layer")
 def test_strided_conv_transpose_fans_and_he_decoder():
     torch.manual_seed(0)
     layers = []
@@ -538,8 +535,6 @@ def test_strided_conv_transpose_fans_and_he_decoder():
     assert loud(report) == []
 
 
-@pytest.mark.xfail(strict=True, reason="nn.TransformerEncoder: fx fails and example_input has no case for a "
-                   "first layer of kind attention_in_proj, so no context at all (linear1→ReLU unknown)")
 def test_torch_transformer_encoder_gets_traced_context():
     torch.manual_seed(0)
     model = nn.TransformerEncoder(nn.TransformerEncoderLayer(512, 8, 2048, batch_first=True), 2).eval()
@@ -548,38 +543,27 @@ def test_torch_transformer_encoder_gets_traced_context():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="GPT-2's gelu_new is traced as mul/pow/add/tanh: c_fc is read as "
-                   "'linear' and, through `input + 0.044715·input³`, as a residual-branch end")
 def test_gpt2_c_fc_is_followed_by_gelu():
     ctx = by_name(_report("gpt2"))["transformer.h.0.mlp.c_fc"].context
     assert ctx.activation in ("gelu", "gelu_tanh") and not ctx.residual
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="miss caused by the gelu_new context: a zeroed GPT-2 c_fc is taken for "
-                   "a deliberate zero residual-branch end (IC002 info)")
 def test_gpt2_zeroed_c_fc_is_loud():
     assert_found_exactly(planted("gpt2", "transformer.h.1.mlp.c_fc", "zeros"), "transformer.h.1.mlp.c_fc")
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="CLIP's quick_gelu (x·sigmoid(1.702x)) is traced as mul/sigmoid: fc1 "
-                   "is read as 'linear'")
 def test_clip_fc1_is_followed_by_gelu():
     assert by_name(_report("clip_text"))["encoder.layers.0.mlp.fc1"].context.activation == "gelu"
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="CLIP scales q/k/v by (2L)^-1/2 (depth scaling of the residual branch); "
-                   "v_proj reaches the residual add only through attention averaging and the linear out_proj, "
-                   "but only direct branch ends are tempered: IC102 warning on every v_proj")
 def test_clip_stock_init_is_quiet():
     assert loud(_report("clip_text")) == []
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="ConvNeXt's layer scale (a per-channel parameter multiply) stops the "
-                   "forward walk: pwconv2 is not seen as a residual-branch end")
 def test_convnext_pwconv2_is_a_residual_branch_end():
     assert by_name(_report("convnext"))["convnext.encoder.stages.0.layers.0.pwconv2"].context.residual
 
@@ -592,15 +576,11 @@ def test_convnext_stock_init_is_quiet():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="IC204 counts any alias as a tied output head: T5EncoderModel's shared "
-                   "table aliased by encoder.embed_tokens (no head at all) is flagged")
 def test_t5_encoder_shared_embedding_is_not_a_tied_head():
     assert [f for f in _report("t5_encoder").findings if f.rule == "IC204"] == []
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="T5ForConditionalGeneration needs decoder_input_ids: the traced pass "
-                   "fails, every layer is 'unknown', and T5's deliberate q init (d_model·d_kv)^-1/2 is IC103")
 def test_t5_seq2seq_gets_traced_context_and_is_quiet():
     report = _report("t5")
     assert all(layer.context.activation_source != "unknown" for layer in matrices(report)

@@ -55,7 +55,8 @@ EXPECTED_FANS = {
     "sep/depthwise": ("depthwise_conv2d", 9, 9, (72, 9)),
     "sep/pointwise": ("conv2d", 8, 12, (8, 12)),
     "grouped": ("conv2d", 3 * 9, 3 * 9, (27, 108)),  # 12 in / 4 groups = 3; 12 out / 4 groups = 3
-    "up": ("conv_transpose2d", 12 * 9, 6 * 9, (54, 108)),  # kernel (3, 3, 6, 12): data flow in=12
+    # kernel (3, 3, 6, 12): an output position sums in=12 channels × ≈(3/2)² = 2.25 taps (stride 2), rounded
+    "up": ("conv_transpose2d", 12 * 2, 6 * 9, (54, 108)),
     "fc": ("linear", 16 * 16 * 6, 20, (1536, 20)),  # 16 → (16-1)·2+3 = 33 → pool → 16
     "head/inner_fc": ("linear", 20, 10, (20, 10)),
     "head/logits": ("linear", 10, 4, (10, 4)),

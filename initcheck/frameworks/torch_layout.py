@@ -23,6 +23,13 @@ def torch_helper_fans(shape: tuple[int, ...]) -> tuple[int, int] | None:
     return shape[1] * receptive, shape[0] * receptive
 
 
+def transposed_taps(kernel: tuple[int, ...], stride: tuple[int, ...] | None) -> int:
+    """Kernel taps that reach one output position of a transposed convolution: ∏ max(1, k/s)."""
+    if not stride or len(stride) != len(kernel):
+        return math.prod(kernel) if kernel else 1
+    return max(1, round(math.prod(max(1.0, k / s) for k, s in zip(kernel, stride))))
+
+
 def layer_fans(kind: str, shape: tuple[int, ...], attrs: dict) -> tuple[int | None, int | None]:
     """Data-flow fans of a layer stored in PyTorch's layout.
 
@@ -37,8 +44,9 @@ def layer_fans(kind: str, shape: tuple[int, ...], attrs: dict) -> tuple[int | No
     if kind == "linear_transposed":
         return shape[0], shape[1]
     if kind.startswith("conv_transpose"):
-        # each output unit sums over in/g channels × kernel taps; each input feeds out/g channels × taps
-        return (shape[0] // groups) * receptive, shape[1] * receptive
+        # each input feeds out/g channels × kernel taps; an output position sums in/g channels × the taps
+        # that land on it, ∏ max(1, k/s) with stride s (all ∏k at stride 1)
+        return (shape[0] // groups) * transposed_taps(shape[2:], attrs.get("stride")), shape[1] * receptive
     if kind.startswith(("conv", "depthwise_conv")):
         return shape[1] * receptive, (shape[0] // groups) * receptive
     if kind.endswith("_projection"):  # LSTM weight_hr (proj, H)
@@ -78,7 +86,7 @@ def make_layer(
 
 # ------------------------------------------------------------------------------ tensor-only inference
 _RNN_PARAM = re.compile(r"^(weight|bias)_(ih|hh|hr)_l(\d+)(_reverse)?$")
-_EMBED_HINT = re.compile(r"(^|[._])(embed\w*|emb|wte|wpe|tok_embeddings|word_embeddings|position_embeddings|"
+EMBED_HINT = re.compile(r"(^|[._])(embed\w*|emb|wte|wpe|tok_embeddings|word_embeddings|position_embeddings|"
                          r"token_type_embeddings|embed_tokens|shared|lookup)($|[._])", re.I)
 _NORM_HINT = re.compile(r"norm|(^|[._])(ln|bn|gn)(_?\w*)?($|[._])|layernorm|batchnorm", re.I)
 _RMS_HINT = re.compile(r"rms", re.I)
@@ -92,7 +100,7 @@ BUFFER_NAMES = {"running_mean", "running_var", "num_batches_tracked"}
 def prefers_as_tied_owner(tensor_name: str) -> bool:
     """Among tied names, the input embedding owns the storage (``transformer.wte.weight`` rather than
     ``lm_head.weight``), as module walkers meet it first."""
-    return bool(_EMBED_HINT.search(tensor_name.rpartition(".")[0]))
+    return bool(EMBED_HINT.search(tensor_name.rpartition(".")[0]))
 
 
 def _split(name: str) -> tuple[str, str]:
@@ -261,7 +269,7 @@ def _infer_weight_kind(prefix, w, b, has_running_stats, transposed_parents):
             return "linear_transposed", ["stored (in, out) as transformers' Conv1D: bias length matches axis 1"], attrs
         if prefix.rpartition(".")[0] in transposed_parents and (b is None or b.shape[0] == in_dim):
             return "linear_transposed", ["stored (in, out) like its siblings (transformers' Conv1D)"], attrs
-        if b is None and _EMBED_HINT.search(prefix):
+        if b is None and EMBED_HINT.search(prefix):
             return "embedding", notes, attrs
         if b is None:
             notes.append("2-D weight without bias: taken as a linear layer (out, in); could be an embedding")

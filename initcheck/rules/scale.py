@@ -49,7 +49,7 @@ def _severity(factor: float, layer: Layer, direction: str, trained: bool) -> tup
     ctx = layer.context
     if trained:
         return "info", "trained checkpoint"
-    if direction == "small" and ctx.residual:
+    if direction == "small" and (ctx.residual or ctx.residual_branch):
         return "info", "last layer of a residual branch: a small or zero init there is deliberate (Fixup, zero-init residual)"
     if direction == "small" and ctx.attention_logits:
         return "info", "query/key projection: small weights start attention near uniform, the usual choice"

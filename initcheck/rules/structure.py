@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Iterable
 
+from ..frameworks.torch_layout import EMBED_HINT
 from ..judge import is_scale_layer, looks_trained
 from ..model import NORM_KINDS, Model
 from ..report import Finding
@@ -143,6 +144,11 @@ def norm_parameters(model: Model, options: RuleOptions) -> Iterable[Finding]:
         if st is None or not st.finite or st.nan or st.inf:
             continue
         sev = "info" if options.trained else "warning"
+        if layer.weight.role == "shift":  # no scale (Keras scale=False, center-only norms): judge the shift
+            if math.sqrt(st.mean ** 2 + st.std ** 2) > 0.5:
+                yield Finding("IC203", sev, layer.name, f"shift has mean {st.mean:.3g}, std {st.std:.3g} (fresh: 0)",
+                              fix="set the shift to 0")
+            continue
         if st.zero_fraction == 1.0:
             if layer.context.residual:
                 yield Finding("IC203", "info", layer.name,
@@ -186,10 +192,16 @@ def embedding_scale(model: Model, options: RuleOptions) -> Iterable[Finding]:
         if not (0.002 <= st.std <= 2.0):
             yield Finding("IC204", sev, layer.name, f"std {st.std:.3g} is outside the 0.002–2 of every convention",
                           fix="normal_(std=0.02) or std 1/√dim")
-        elif layer.weight.aliases and st.std > 2.0 / math.sqrt(dim):
+        elif head_aliases(layer) and st.std > 2.0 / math.sqrt(dim):
             yield Finding("IC204", sev, layer.name,
-                          f"tied to {', '.join(layer.weight.aliases)}: std {st.std:.3g} with dim {dim} gives logits "
+                          f"tied to {', '.join(head_aliases(layer))}: std {st.std:.3g} with dim {dim} gives logits "
                           f"std ≈ {st.std * math.sqrt(dim):.3g} (> 2)", fix="normal_(std=0.02) or std 1/√dim")
+
+
+def head_aliases(layer) -> list[str]:
+    """Aliases of an embedding that are not themselves embedding tables (``lm_head.weight``, ``out.weight``,
+    not T5's ``encoder.embed_tokens.weight``): the table doubles as an output projection there."""
+    return [a for a in layer.weight.aliases if not EMBED_HINT.search(a.rpartition(".")[0] or a)]
 
 
 @rule(

@@ -49,8 +49,10 @@ def layer_fans(kind: str, shape: tuple[int, ...], attrs: dict) -> tuple[int | No
         # same convention as PyTorch's (num, dim) embedding: the tied output head maps dim → num
         return shape[1], shape[0]
     if kind.startswith("conv_transpose"):
-        # (k..., filters, in): an output channel sums over every input channel × kernel tap
-        return shape[-1] * receptive, shape[-2] * receptive
+        # (k..., filters, in): an output position sums every input channel × the taps that land on it
+        from ..torch_layout import transposed_taps
+
+        return shape[-1] * transposed_taps(shape[:-2], attrs.get("strides")), shape[-2] * receptive
     if kind.startswith("depthwise_conv"):
         # (k..., in, multiplier): an output channel sees one input channel's k taps only
         return receptive, shape[-1] * receptive

@@ -65,7 +65,12 @@ def fx_graph(module, model: Model) -> OpGraph:
     """The graph of ``torch.fx.symbolic_trace``; raises if the module cannot be traced symbolically."""
     import torch.fx
 
-    traced = torch.fx.symbolic_trace(module)
+    class _Tracer(torch.fx.Tracer):
+        def is_leaf_module(self, m, qualname):  # composite activations stay one node
+            return type(m).__name__ in COMPOSITE_ACTIVATIONS or super().is_leaf_module(m, qualname)
+
+    tracer = _Tracer()
+    traced = torch.fx.GraphModule(tracer.root if hasattr(tracer, "root") else module, tracer.trace(module))
     owner = _layer_owner(model)
     layer_modules: dict[str, list[str]] = {}
     for pname, layers in owner.items():
@@ -94,7 +99,9 @@ def fx_graph(module, model: Model) -> OpGraph:
             mod = modules.get(node.target)
             cls = getattr(mod, "original_name", None) or type(mod).__name__
             layers = list(dict.fromkeys(layer_modules.get(str(node.target), [])))
-            if cls in _ACT_MODULES:
+            if cls in COMPOSITE_ACTIVATIONS:
+                op = COMPOSITE_ACTIVATIONS[cls]
+            elif cls in _ACT_MODULES:
                 op = _ACT_MODULES[cls]
                 if op == "leaky_relu":
                     param = float(getattr(mod, "negative_slope", 0.01))
@@ -150,8 +157,19 @@ def _flat_nodes(args: Any, kwargs: Any) -> list:
 
 
 # --------------------------------------------------------------------------------------- recorded forward
-def traced_graph(module, model: Model, example: Any) -> OpGraph:
-    """Run ``module(example)`` once and record every torch op (see module docstring)."""
+# Activation modules written with primitive ops (transformers' NewGELU = 0.5·x·(1 + tanh(...)), QuickGELU =
+# x·sigmoid(1.702x)): the pass records them as one activation instead of the mul/add/tanh they are made of.
+COMPOSITE_ACTIVATIONS = {
+    "NewGELUActivation": "gelu_new", "GELUTanh": "gelu_new", "PytorchGELUTanh": "gelu_new",
+    "FastGELUActivation": "gelu_new", "AccurateGELUActivation": "gelu_new", "GELUActivation": "gelu",
+    "QuickGELUActivation": "quick_gelu", "SiLUActivation": "silu", "MishActivation": "mish",
+    "GELUPytorchTanh": "gelu_new", "ClippedGELUActivation": "gelu", "LaplaceActivation": "gelu",
+    "LinearActivation": "identity", "ReLUSquaredActivation": "relu",
+}
+
+
+def traced_graph(module, model: Model, example: Any, example_kwargs: dict | None = None) -> OpGraph:
+    """Run ``module(*example, **example_kwargs)`` once and record every torch op (see module docstring)."""
     import torch
     from torch.overrides import TorchFunctionMode
 
@@ -189,11 +207,13 @@ def traced_graph(module, model: Model, example: Any) -> OpGraph:
             keep.append(t)
         return node
 
+    inside = [0]  # depth inside a composite activation module: its primitive ops are not recorded
+
     class Recorder(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
             kwargs = kwargs or {}
             out = func(*args, **kwargs)
-            if not any(True for _ in tensors_in(out)):
+            if inside[0] or not any(True for _ in tensors_in(out)):
                 return out
             name = getattr(func, "__name__", str(func))
             op = _activation_op(normalize_op(name), kwargs)
@@ -208,25 +228,55 @@ def traced_graph(module, model: Model, example: Any) -> OpGraph:
             record(op, args, kwargs, out, list(dict.fromkeys(layers)), activation_param(op, args, kwargs))
             return out
 
+    def enter(mod, args):
+        inside[0] += 1
+
+    def leave_as(op):
+        def leave(mod, args, out):
+            inside[0] -= 1
+            record(op, args, {}, out)
+        return leave
+
     inputs = example if isinstance(example, tuple) else (example,)
-    for t in tensors_in(inputs):
+    kwargs = example_kwargs or {}
+    for t in tensors_in((inputs, kwargs)):
         node = g.add("input")
         producer[id(t)] = node.id
         keep.append(t)
+    hooks = []
+    for mod in module.modules():
+        op = COMPOSITE_ACTIVATIONS.get(type(mod).__name__)
+        if op is not None:
+            hooks.append(mod.register_forward_pre_hook(enter))
+            hooks.append(mod.register_forward_hook(leave_as(op)))
     was_training = module.training
     module.eval()
     try:
         with torch.no_grad(), Recorder():
-            out = module(*inputs)
+            out = module(*inputs, **kwargs)
     finally:
         module.train(was_training)
+        for h in hooks:
+            h.remove()
     ins = sorted({producer[id(t)] for t in tensors_in(out) if id(t) in producer})
     g.add("output", ins)
     return g
 
 
 def example_input(module, model: Model, input_shape: tuple[int, ...] | None = None):
-    """A small synthetic input for the first layer, or one of ``input_shape`` (float, or token ids)."""
+    """Arguments for one forward pass: ``(args, kwargs)`` built from a small synthetic tensor for the
+    first layer (or of ``input_shape``), fitted to the forward's signature (encoder-decoder models get
+    ``decoder_input_ids``, ``nn.Transformer`` gets src and tgt)."""
+    import torch
+
+    x = _first_tensor(module, model, input_shape)
+    config = getattr(module, "config", None)
+    if getattr(config, "is_encoder_decoder", False) and x.dtype == torch.long:
+        return (), {"input_ids": x, "decoder_input_ids": x[:, :4]}
+    return _fit_signature(module, x), {}
+
+
+def _first_tensor(module, model: Model, input_shape: tuple[int, ...] | None):
     import torch
 
     first = next((layer for layer in model.layers if layer.kind not in ("parameter", "vector", "bias")), None)
@@ -239,8 +289,7 @@ def example_input(module, model: Model, input_shape: tuple[int, ...] | None = No
         raise ValueError("no layer to infer an input from")
     gen = torch.Generator().manual_seed(0)
     if first.kind == "embedding":
-        vocab = first.shape[0]
-        return torch.randint(0, vocab, (1, 8), generator=gen)
+        return torch.randint(0, first.shape[0], (1, 8), generator=gen)
     if first.kind in ("linear", "linear_transposed", "bilinear"):
         return torch.randn(2, first.fan_in if first.kind != "bilinear" else first.shape[1], generator=gen)
     if first.kind.startswith(("conv", "depthwise_conv")):
@@ -250,9 +299,23 @@ def example_input(module, model: Model, input_shape: tuple[int, ...] | None = No
             channels = first.shape[0]
         size = int(getattr(config, "image_size", 0) or 0) or {1: 64, 2: 64, 3: 16}[d]
         return torch.randn(1, channels, *([size] * d), generator=gen)
-    if first.kind.endswith("_input"):
+    if first.kind.endswith("_input") or first.kind in ("attention_in_proj", "attention_proj"):
+        # (batch, sequence, features): batch-first modules read it so, sequence-first ones as (seq, batch, E)
         return torch.randn(2, 5, first.shape[1], generator=gen)
     raise ValueError(f"cannot infer an input for a first layer of kind {first.kind}")
+
+
+def _fit_signature(module, x) -> tuple:
+    """As many copies of ``x`` as the forward has required positional parameters (src, tgt, ...)."""
+    import inspect
+
+    try:
+        params = inspect.signature(module.forward).parameters.values()
+    except (TypeError, ValueError):
+        return (x,)
+    required = [p for p in params if p.default is inspect.Parameter.empty
+                and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return tuple(x for _ in range(max(1, len(required))))
 
 
 # ------------------------------------------------------------------------------------------- module order
@@ -395,8 +458,8 @@ def torch_graph(module, model: Model, input_shape: tuple[int, ...] | None = None
         except Exception as e:  # fx cannot trace data-dependent control flow; fall back
             notes.append(f"torch.fx could not trace ({type(e).__name__})")
     try:
-        example = example_input(module, model, input_shape)
-        return traced_graph(module, model, example), "; ".join(notes)
+        args, kwargs = example_input(module, model, input_shape)
+        return traced_graph(module, model, args, kwargs), "; ".join(notes)
     except Exception as e:
         first_line = str(e).splitlines()[0][:120] if str(e) else ""
         notes.append(f"a traced forward pass failed ({type(e).__name__}: {first_line}); pass --input-shape")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from initcheck.frameworks.torch_layout import make_layer
-from initcheck.model import Context, Model, Param, TensorRef
+from initcheck.model import Context, Layer, Model, Param, TensorRef
 from initcheck.pipeline import CheckOptions, analyze
 
 
 def array_layer(name: str, w: np.ndarray, kind: str = "linear", activation: str | None = None,
-                source: str = "user", **ctx) -> "Layer":  # noqa: F821
+                source: str = "user", **ctx) -> Layer:
     w = np.asarray(w, dtype=np.float32)
     ref = TensorRef(w.shape, "float32", lambda w=w: w)
     layer = make_layer(name, kind, Param(f"{name}.weight", "weight", ref))

@@ -62,7 +62,7 @@ def test_payload_does_not_run_without_trust(tmp_path):
         assert code == 2, (f, stdout, stderr)
         assert not marker.exists(), f"{f.name}: the payload ran without --trust"
         lines = stderr.strip().splitlines()
-        assert len(lines) == 1, r.stderr
+        assert len(lines) == 1, stderr
         assert lines[0].startswith(f"initcheck: error: {f}: ")
         assert "--trust" in lines[0] and "execute code" in lines[0]
         assert "Traceback" not in stderr

@@ -110,15 +110,14 @@ def fix_path(path: str, out: str | None, *, scheme: str = "auto", layers: list[s
         data_layers |= {c.layer for c in zc}
         changes += zc
     if lsuv:
-        from .lsuv import DEFAULT_TOL, lsuv as run_lsuv, lsuv_keras
+        from .lsuv import DEFAULT_TOL, lsuv as lsuv_torch, lsuv_keras
         from .zca import load_data
 
         if model.handle is None or model.framework not in ("torch", "keras"):
             raise InitcheckError("LSUV runs the model: it needs a PyTorch module (a pickled module or "
                                  "TorchScript with --trust, or --model for a tensor-only file) or a Keras model; "
                                  "this file holds tensors only", path)
-        if model.framework == "keras":
-            run_lsuv = lsuv_keras  # noqa: F811
+        run_lsuv = lsuv_keras if model.framework == "keras" else lsuv_torch
         if dry_run:
             notes.append("--dry-run: LSUV not run (it needs to modify the model to measure it)")
         else:

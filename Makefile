@@ -20,6 +20,7 @@ install: $(VENV)/.installed
 demo: install
 	-$(VENV)/bin/initcheck fixtures/healthy_mlp.pt
 	-$(VENV)/bin/initcheck fixtures/broken_cnn.safetensors
+	-$(VENV)/bin/initcheck fixtures/broken_cnn.safetensors --model fixtures/architectures.py:BrokenCNN
 
 test: install
 	$(PY) -m pytest -q

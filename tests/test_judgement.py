@@ -387,3 +387,18 @@ def test_own_nets_with_sound_schemes_are_clean(act, init):
             nn.init.zeros_(layer.bias)
     report = initcheck.check(m)
     assert [(f.rule, f.layer, f.message) for f in report.findings if f.severity != "info"] == []
+
+
+def test_demo_fixture_with_its_architecture():
+    """The README's demo: the broken CNN's tensors loaded into fixtures/architectures.py:BrokenCNN."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    report = initcheck.check(str(root / "fixtures" / "broken_cnn.safetensors"),
+                             model_factory=str(root / "fixtures" / "architectures.py") + ":BrokenCNN")
+    found = {(f.rule, f.layer, f.severity) for f in report.findings}
+    assert found == {("IC002", "features.2", "error"), ("IC101", "features.4", "warning"),
+                     ("IC001", "classifier.0", "error"), ("IC003", "classifier.2", "error")}
+    ctx = {layer.name: layer.context for layer in report.layers}
+    assert ctx["features.0"].activation == "relu" and ctx["features.0"].norm_after
+    assert ctx["classifier.2"].position == "output"

@@ -7,6 +7,7 @@ Framework code (``frameworks/torch/graph.py``, the Keras loader) turns a model i
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -113,9 +114,17 @@ def annotate(model: Model, graph: OpGraph) -> None:
     mark_residual_branches(model)
 
 
+DAMPING_SCALE = 0.1  # a layer scale below this (ConvNeXt/CaiT start at 1e-6..1e-4) silences its branch
+
+
 def mark_residual_branches(model: Model) -> None:
-    """A layer whose output reaches only residual-branch ends through linear maps (attention's value
-    projection → out_proj → add) scales the branch like the end itself does."""
+    """Layers whose scale only scales a residual branch, not the signal through the model:
+
+    - a layer whose output reaches only residual-branch ends through linear maps (attention's value
+      projection → out_proj → add) scales the branch like the end itself does;
+    - every layer of a branch whose end is multiplied by a small layer scale (mean |γ| < 0.1) before the
+      add: the branch contributes almost nothing at initialization, whatever its inner scales.
+    """
     by_name = {layer.name: layer for layer in model.layers}
     for layer in model.layers:
         ctx = layer.context
@@ -124,6 +133,27 @@ def mark_residual_branches(model: Model) -> None:
         ends = [by_name.get(c) for c in ctx.consumers]
         if all(e is not None and e.context.residual and e.context.activation == "linear" for e in ends):
             ctx.residual_branch = True
+    damped = {layer.name for layer in model.layers if layer.context.residual and _damped(layer, by_name)}
+    changed = True
+    while changed:  # walk the branch backwards: layers feeding only damped layers are damped too
+        changed = False
+        for layer in model.layers:
+            ctx = layer.context
+            if layer.name in damped or ctx.residual or not ctx.consumers:
+                continue
+            if all(c in damped for c in ctx.consumers):
+                damped.add(layer.name)
+                changed = True
+    for name in damped:
+        by_name[name].context.residual_branch = True
+
+
+def _damped(layer, by_name) -> bool:
+    for name in layer.context.scaled_by:
+        st = by_name[name].weight.stats if name in by_name else None
+        if st is not None and st.finite and math.sqrt(st.mean ** 2 + st.std ** 2) < DAMPING_SCALE:
+            return True
+    return False
 
 
 def _descendants(consumers: dict[int, list[int]], start: int) -> set[int]:
@@ -169,6 +199,8 @@ def _walk(graph: OpGraph, consumers: dict[int, list[int]], start: OpNode, output
                     activation, decided = "linear", True
             continue
         if node.layers and node.op == "mul" and set(node.layers) <= scale_vectors:
+            if direct:
+                ctx.scaled_by.extend(x for x in node.layers if x not in ctx.scaled_by)
             queue.extend((c, direct, nid) for c in consumers.get(nid, []))
             continue
         if node.layers:

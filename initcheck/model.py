@@ -149,7 +149,8 @@ class Context:
     norm_after: bool = False  # a normalization consumes the output before any other weight layer
     residual: bool = False  # the output is added to a residual path
     attention_logits: bool = False  # the output only scales attention logits (query/key projections)
-    residual_branch: bool = False  # feeds only residual-branch ends through linear maps (value projections)
+    residual_branch: bool = False  # its scale only scales a residual branch (value projections, damped branches)
+    scaled_by: list[str] = field(default_factory=list)  # per-channel layer scales applied to the output
     position: str = "hidden"  # input, hidden, output
     consumers: list[str] = field(default_factory=list)  # names of weight layers fed next
 

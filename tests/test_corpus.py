@@ -569,8 +569,6 @@ def test_convnext_pwconv2_is_a_residual_branch_end():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="ConvNeXt's official trunc_normal(0.02) inside a layer-scaled residual "
-                   "branch: IC102 warnings on stage-0 pwconv1/pwconv2 (0.10×/0.25×)")
 def test_convnext_stock_init_is_quiet():
     assert loud(_report("convnext")) == []
 

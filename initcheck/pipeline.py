@@ -35,7 +35,7 @@ def compute_statistics(model: Model, progress: bool | None = None) -> None:
             for p in layer.params:
                 if p.stats is None:
                     per_unit = p is layer.weight and layer.is_matrix
-                    p.stats = compute_stats(p.tensor.blocks(), per_unit=per_unit)
+                    p.stats = compute_stats(p.tensor.blocks(), per_unit=per_unit, total_units=p.tensor.units())
                 bar.advance(p.tensor.size, layer.name)
 
 

@@ -37,6 +37,9 @@ class TensorStats:
     duplicate_units: int = 0  # units identical to an earlier unit (symmetry between units not broken)
     unit_std_spread: float = math.nan  # std over units of the per-unit std, relative to the overall std
     unit_rms: np.ndarray | None = field(default=None, repr=False)  # per-unit RMS, for row-level rules
+    # Gram matrix of a fixed sample of unit vectors (wide matrices: rows) or of input positions (tall
+    # matrices: columns), gathered in the same pass: orthogonality is read from it without a second read.
+    sample_gram: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def std_ratio_max_abs(self) -> float:
@@ -109,7 +112,10 @@ class _Moments:
         self.n, self.mean, self.m2, self.m3, self.m4 = n, self.mean + d_n * nb, m2, m3, m4
 
 
-def compute_stats(blocks: Iterable[np.ndarray], per_unit: bool = True) -> TensorStats:
+GRAM_SAMPLE = 64
+
+
+def compute_stats(blocks: Iterable[np.ndarray], per_unit: bool = True, total_units: int | None = None) -> TensorStats:
     """Statistics of a tensor given as float64 blocks of whole units (see ``TensorRef.blocks``).
 
     Blocks are 2-D (units, elements_per_unit). Per-unit results (constant and duplicate units, the
@@ -128,12 +134,15 @@ def compute_stats(blocks: Iterable[np.ndarray], per_unit: bool = True) -> Tensor
     constant_units = duplicate_units = 0
     seen: set[tuple[int, int]] = set()
     units = 0
+    gram = _GramSample(total_units) if per_unit else None
     for block in blocks:
         b = np.asarray(block, dtype=np.float64)
         if b.ndim != 2:
             b = b.reshape(1, -1)
         if b.size == 0:
             continue
+        if gram is not None:
+            gram.add(b, units)
         count += b.size
         units += b.shape[0]
         bmin, bmax = float(b.min()), float(b.max())
@@ -189,6 +198,8 @@ def compute_stats(blocks: Iterable[np.ndarray], per_unit: bool = True) -> Tensor
         if var > 0:
             st.excess_kurtosis = (mom.m4 / n) / (var * var) - 3.0
             st.skewness = (mom.m3 / n) / var**1.5
+    if gram is not None:
+        st.sample_gram = gram.result()
     if per_unit and unit_rms_parts:
         st.units = units
         st.constant_units = constant_units
@@ -197,6 +208,48 @@ def compute_stats(blocks: Iterable[np.ndarray], per_unit: bool = True) -> Tensor
         if unit_std_parts and st.std and st.std > 0:
             st.unit_std_spread = float(np.concatenate(unit_std_parts).std() / st.std)
     return st
+
+
+class _GramSample:
+    """Gram matrix of up to 64 evenly spaced rows (when units ≤ elements per unit) or columns (otherwise)."""
+
+    def __init__(self, total_units: int | None):
+        self.total = total_units
+        self.rows: list[np.ndarray] = []
+        self.cols: np.ndarray | None = None
+        self.col_gram: np.ndarray | None = None
+        self.mode: str | None = None
+        self.row_pick: set[int] = set()
+
+    def add(self, b: np.ndarray, start: int) -> None:
+        per = b.shape[1]
+        if self.mode is None:
+            total = self.total or b.shape[0]
+            if per < 2 or total < 2:
+                self.mode = "off"
+            elif total <= per:
+                self.mode = "rows"
+                k = min(GRAM_SAMPLE, total)
+                self.row_pick = set(np.linspace(0, total - 1, k).round().astype(int).tolist())
+            else:
+                self.mode = "cols"
+                self.cols = np.unique(np.linspace(0, per - 1, min(GRAM_SAMPLE, per)).round().astype(int))
+                self.col_gram = np.zeros((self.cols.size, self.cols.size))
+        if self.mode == "rows":
+            picked = [i - start for i in range(start, start + b.shape[0]) if i in self.row_pick]
+            if picked:
+                self.rows.append(b[picked])
+        elif self.mode == "cols":
+            sub = b[:, self.cols]
+            self.col_gram += sub.T @ sub
+
+    def result(self) -> np.ndarray | None:
+        if self.mode == "rows" and self.rows:
+            r = np.concatenate(self.rows)
+            return r @ r.T
+        if self.mode == "cols":
+            return self.col_gram
+        return None
 
 
 # Odd 64-bit multipliers for the row hash (fixed: results must not depend on the run).

@@ -43,6 +43,7 @@ def judge(model: Model, options: "CheckOptions") -> list[str]:
         if layer.is_matrix:
             layer.analysis["fingerprint"] = fingerprint(layer)
     trained, why = looks_trained(model)
+    model.trained = why if trained else None
     if trained:
         banners.append(f"trained checkpoint ({why}): initialization rules report at info level")
     model.source_notes.extend(n for n in model.graph_notes if n not in model.source_notes)
@@ -175,14 +176,7 @@ def spectral_edge_ratio(layer: Layer, iterations: int = 12) -> float | None:
 
 
 def looks_trained(model: Model) -> tuple[bool, str]:
-    if "trained" in model.__dict__.get("_judged", {}):
-        return model._judged["trained"]
-    result = _looks_trained(model)
-    model.__dict__.setdefault("_judged", {})["trained"] = result
-    return result
-
-
-def _looks_trained(model: Model) -> tuple[bool, str]:
+    """(trained?, why): at least half of the large layers carry evidence of training."""
     big = [layer for layer in model.layers if is_scale_layer(layer) and layer.weight.stats is not None
            and layer.weight.stats.finite >= 1024]
     if len(big) < 2:

@@ -211,6 +211,7 @@ class Model:
     checkpoint_key: str | None = None
     handle: Any = None  # the live framework object (nn.Module, keras.Model) when there is one
     graph_notes: list[str] = field(default_factory=list)
+    trained: str | None = None  # why the checkpoint looks trained (set by the judgement), None if fresh
 
     @property
     def parameter_count(self) -> int:

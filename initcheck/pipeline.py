@@ -46,8 +46,7 @@ def analyze(model: Model, options: CheckOptions | None = None) -> Report:
     model = attach_architecture(model, options)
     compute_statistics(model, options.progress)
     banners = _judge(model, options)
-    trained = any(b.startswith("trained") for b in banners)
-    findings = run_rules(model, rules, RuleOptions(trained=trained))
+    findings = run_rules(model, rules, RuleOptions(trained=model.trained is not None))
     return Report(model=model, findings=findings, banners=banners)
 
 

@@ -6,7 +6,7 @@ import math
 from typing import Iterable
 
 from ..frameworks.torch_layout import EMBED_HINT
-from ..judge import is_scale_layer, looks_trained
+from ..judge import is_scale_layer
 from ..model import NORM_KINDS, Model
 from ..report import Finding
 from ..significance import Z_CRIT
@@ -253,6 +253,5 @@ def recurrent_scale(model: Model, options: RuleOptions) -> Iterable[Finding]:
     """,
 )
 def trained_checkpoint(model: Model, options: RuleOptions) -> Iterable[Finding]:
-    trained, why = looks_trained(model)
-    if trained:
-        yield Finding("IC301", "info", None, f"looks trained: {why}")
+    if model.trained:
+        yield Finding("IC301", "info", None, f"looks trained: {model.trained}")

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import sys
 import traceback
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import click
 
@@ -39,6 +40,24 @@ def _model_options(fn):
     fn = click.option("--activation", help="Activation for layers whose activation cannot be detected.")(fn)
     return click.option("--trust", is_flag=True, help="Allow formats that execute code when loaded (pickled "
                         "modules, TorchScript, .pt2, SavedModel, Keras Lambda layers).")(fn)
+
+
+@contextmanager
+def _errors_name(path: str, debug: bool) -> Iterator[None]:
+    """Inside: an InitcheckError gets ``path`` if it names none; any other exception (a bug or an
+    unexpected file) becomes a one-line InitcheckError, re-raised as is with --debug."""
+    try:
+        yield
+    except InitcheckError as e:
+        if e.path is None:
+            e.path = path
+        raise
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as e:
+        if debug:
+            raise
+        raise InitcheckError(f"unexpected failure: {type(e).__name__}: {e} (rerun with --debug)", path) from e
 
 
 def _fail(message: str, debug: bool) -> None:
@@ -143,19 +162,8 @@ def check(paths: tuple[str, ...], fmt: str | None, output: str | None, config_fi
 
     for path in paths:
         try:
-            try:
+            with _errors_name(path, debug):
                 report = analyze(load(path, trust=trust), options)
-            except InitcheckError as e:
-                if e.path is None:
-                    e.path = path
-                raise
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except Exception as e:  # a bug or an unexpected file: one line, never a traceback by default
-                if debug:
-                    raise
-                raise InitcheckError(f"unexpected failure: {type(e).__name__}: {e} (rerun with --debug)",
-                                     path) from e
             apply_per_layer_ignores(report, settings.per_layer_ignores)
             reports.append(report)
         except InitcheckError as e:
@@ -263,27 +271,17 @@ def fix_cmd(path: str, out: str | None, scheme: str, layer_globs: tuple[str, ...
 
     try:
         try:
-            outcome = fix_path(path, out, scheme=scheme, layers=list(layer_globs) or None, all_layers=all_layers,
-                               seed=seed, dry_run=dry_run, in_place=in_place, force=force, trust=trust,
-                               activation=activation, model_factory=model_factory, zca=zca_data,
-                               zca_layer=zca_layer, zca_eps=zca_eps, lsuv=lsuv_data, lsuv_tol=lsuv_tol)
-        except RecheckError as e:
-            if e.path is None:
-                e.path = path
+            with _errors_name(path, debug):
+                outcome = fix_path(path, out, scheme=scheme, layers=list(layer_globs) or None,
+                                   all_layers=all_layers, seed=seed, dry_run=dry_run, in_place=in_place,
+                                   force=force, trust=trust, activation=activation, model_factory=model_factory,
+                                   zca=zca_data, zca_layer=zca_layer, zca_eps=zca_eps, lsuv=lsuv_data,
+                                   lsuv_tol=lsuv_tol)
+        except RecheckError as e:  # the written model failed its re-check: exit 1, nothing written
             if debug:
                 traceback.print_exc()
             click.echo(f"initcheck: error: {e}", err=True)
             sys.exit(1)
-        except InitcheckError as e:
-            if e.path is None:
-                e.path = path
-            raise
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except Exception as e:
-            if debug:
-                raise
-            raise InitcheckError(f"unexpected failure: {type(e).__name__}: {e} (rerun with --debug)", path) from e
     except InitcheckError as e:
         _fail(str(e), debug)
     if fmt == "json":

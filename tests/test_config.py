@@ -7,10 +7,9 @@ import os
 import re
 
 import pytest
-import torch
-import torch.nn as nn
 from click.testing import CliRunner
 
+from _faulty import save_model
 from initcheck.cli import main
 from initcheck.config import (Settings, apply_per_layer_ignores, discover, find_config, layer_ignored,
                               load_config, resolve)
@@ -20,18 +19,6 @@ from initcheck.report import Finding
 DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs")
 
 
-def save_model(path, zero=(2,), nan=(4,)):
-    """Linear layers named 0, 2, 4, 6; layers in ``zero`` all zeros (IC002), in ``nan`` with one NaN (IC001)."""
-    torch.manual_seed(0)
-    m = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
-                      nn.Linear(64, 64))
-    with torch.no_grad():
-        for i in zero:
-            m[i].weight.zero_()
-        for i in nan:
-            m[i].weight[0, 0] = float("nan")
-    torch.save(m.state_dict(), path)
-    return str(path)
 
 
 def run(args, cwd):

@@ -14,6 +14,7 @@ import torch.nn as nn
 from click.testing import CliRunner
 
 import initcheck
+from _faulty import save_model
 from initcheck.cli import main
 from initcheck.render import plot
 from initcheck.render.html import render_html
@@ -21,17 +22,6 @@ from initcheck.render.html import render_html
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def save_model(path, zero=(2,), nan=(4,)):
-    torch.manual_seed(0)
-    m = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
-                      nn.Linear(64, 64))
-    with torch.no_grad():
-        for i in zero:
-            m[i].weight.zero_()
-        for i in nan:
-            m[i].weight[0, 0] = float("nan")
-    torch.save(m.state_dict(), path)
-    return str(path)
 
 
 @pytest.fixture

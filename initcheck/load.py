@@ -6,7 +6,6 @@ torch or tensorflow, and a PyTorch file never imports tensorflow.
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 import sys
@@ -164,29 +163,89 @@ def _tied_from_metadata(tensors: dict, metadata: dict) -> tuple[dict, dict[str, 
     return tensors, aliases
 
 
-def _load_directory(path: str, trust: bool) -> Model:
-    """A Hugging Face style model directory: safetensors preferred over pytorch_model*.bin."""
-    def first(pattern: str) -> list[str]:
-        return sorted(glob.glob(os.path.join(path, pattern)))
+# A folder is one model only when it says so; otherwise each model file in it is its own model.
+SHARD_NAME = re.compile(r"^(?P<stem>.+)-(?P<index>\d+)-of-(?P<total>\d+)\.(?P<ext>safetensors|bin)$")
+HF_SINGLE = ("model.safetensors", "pytorch_model.bin")  # Hugging Face's names for a one-file model
+MODEL_EXTENSIONS = (".safetensors", ".pt", ".pth", ".bin", ".ckpt", ".pt2", ".keras", ".h5", ".hdf5")
 
-    for pattern, kind in (("*.safetensors.index.json", "st_index"), ("*.safetensors", "st"),
-                          ("pytorch_model*.bin.index.json", "bin_index"), ("pytorch_model*.bin", "bin")):
-        found = first(pattern)
-        if not found:
+
+def directory_plan(path: str) -> tuple[str, list[str]]:
+    """How a model directory is read: ``("index", [index])``, ``("shards", files)``, ``("single", [file])``
+    (one model), or ``("separate", files)`` (several models, each checked on its own). Names only; every
+    file is checked to stay inside the folder when it is opened.
+
+    One model: a ``*.safetensors.index.json`` (else ``*.bin.index.json``); Hugging Face's single-file names
+    ``model.safetensors``/``pytorch_model.bin`` (a Trainer checkpoint folder also holds optimizer.pt etc.);
+    files whose names say they are shards (``model-00001-of-00003.safetensors``), all of one set; or
+    a folder with exactly one model file.
+    """
+    entries = sorted(e for e in os.listdir(path) if not e.startswith("."))
+    for suffix in (".safetensors.index.json", ".bin.index.json"):
+        indexes = [e for e in entries if e.endswith(suffix)]
+        if len(indexes) == 1:
+            return "index", indexes
+        if len(indexes) > 1:
+            return "separate", indexes
+    for name in HF_SINGLE:
+        if name in entries:
+            return "single", [name]
+    files = [e for e in entries if e.lower().endswith(MODEL_EXTENSIONS) and not os.path.isdir(os.path.join(path, e))]
+    for ext in ("safetensors", "bin"):
+        shards = [e for e in files if e.endswith("." + ext) and SHARD_NAME.match(e)]
+        if not shards:
             continue
-        from .frameworks.safetensors import read_index
+        sets = {(m.group("stem"), m.group("total")) for m in map(SHARD_NAME.match, shards)}
+        if len(sets) > 1 or len(shards) != len(files):
+            raise InitcheckError(f"mixes shard files ({shards[0]}, ...) with other model files or another shard "
+                                 "set: add an *.index.json, or check the files one by one", path)
+        (stem, total), = sets
+        numbers = sorted(int(SHARD_NAME.match(e).group("index")) for e in shards)
+        if numbers != list(range(1, int(total) + 1)):
+            missing = sorted(set(range(1, int(total) + 1)) - set(numbers))
+            what = f"shard {missing[0]} of {int(total)} is missing" if missing else "shard numbers do not match"
+            raise InitcheckError(f"{what} ({stem}-*-of-{total}.{ext})", path)
+        return "shards", shards
+    if len(files) == 1:
+        return "single", files
+    if files:
+        return "separate", files
+    raise InitcheckError("directory holds no model files (no *.safetensors, *.pt, *.bin, *.keras, *.h5, "
+                         "*.index.json or saved_model.pb)", path)
 
-        if kind == "st_index":
-            return _safetensors_model(read_index(found[0]), path, "safetensors_sharded")
-        if kind == "st":
-            return _safetensors_model(found, path, "safetensors" if len(found) == 1 else "safetensors_sharded")
-        from .frameworks.torch.load import load_bin_shards, load_torch_file
 
-        if kind == "bin_index":
-            return load_bin_shards(read_index(found[0]), trust, path)
-        if len(found) == 1:
-            model = load_torch_file(found[0], sniff(found[0]), trust)
-            model.path = path
-            return model
-        return load_bin_shards(found, trust, path)
-    raise InitcheckError("directory holds no model files", path)  # pragma: no cover
+def expand_path(path: str) -> list[str]:
+    """The models a command-line path names: itself, or each model file of a folder of separate models."""
+    if not os.path.isdir(path) or sniff(path) == "saved_model":
+        return [path]
+    kind, names = directory_plan(path)
+    if kind != "separate":
+        return [path]
+    return [os.path.join(path, n) for n in names]
+
+
+def _load_directory(path: str, trust: bool) -> Model:
+    """A model directory (see :func:`directory_plan`); every file it names must stay inside it."""
+    from .frameworks.safetensors import read_index
+    from .paths import inside
+
+    kind, names = directory_plan(path)
+    if kind == "separate":
+        raise InitcheckError(f"holds {len(names)} separate models ({', '.join(names[:3])}"
+                             f"{', ...' if len(names) > 3 else ''}), not one: check each file", path)
+    files = [inside(path, n, "file", path) for n in names]
+    if kind == "index":
+        fmt = sniff(files[0])
+        if fmt == "safetensors_index":
+            return _safetensors_model(read_index(files[0]), path, "safetensors_sharded")
+        from .frameworks.torch.load import load_bin_shards
+
+        return load_bin_shards(read_index(files[0]), trust, path)
+    if kind == "shards" and files[0].endswith(".safetensors"):
+        return _safetensors_model(files, path, "safetensors_sharded")
+    if kind == "shards":
+        from .frameworks.torch.load import load_bin_shards
+
+        return load_bin_shards(files, trust, path)
+    model = _load_sniffed(files[0], sniff(files[0]), trust)
+    model.path = path
+    return model

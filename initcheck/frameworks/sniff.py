@@ -13,21 +13,25 @@ ZIP_MAGIC = b"PK\x03\x04"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 # torch's legacy (pre-1.6) serialization starts with a pickled magic number: 0x1950a86a20f9469cfc6c
 MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024  # the safetensors format's own limit
+MAX_INDEX_JSON = 64 * 1024 * 1024  # larger JSON is no index (and is not parsed)
 TORCH_LEGACY_MAGIC = (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
 
 
 def sniff(path: str) -> str:
     """One of: safetensors, safetensors_index, torch_zip, torch_legacy, pickle, torchscript,
     exported_program, keras_zip, hdf5, saved_model, hf_directory. Raises InitcheckError otherwise."""
+    from ..paths import require_regular_file
+
     if os.path.isdir(path):
         return _sniff_directory(path)
-    if not os.path.exists(path):
-        raise InitcheckError("no such file or directory", path)
-    size = os.path.getsize(path)
+    size = require_regular_file(path).st_size
     if size == 0:
         raise InitcheckError("empty file", path)
-    with open(path, "rb") as f:
-        head = f.read(64)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError as e:
+        raise InitcheckError(f"cannot read: {e.strerror or e}", path) from None
     if head.startswith(ZIP_MAGIC) or _is_zip(path):
         return _sniff_zip(path)
     if head.startswith(HDF5_MAGIC):
@@ -41,11 +45,13 @@ def sniff(path: str) -> str:
     if size < 16 and not head.lstrip()[:1] == b"{":
         raise InitcheckError(f"not a model file: only {size} bytes (empty or truncated)", path)
     if head.lstrip()[:1] == b"{":
-        try:
-            with open(path, "rb") as f:
-                doc = json.load(f)
-        except (ValueError, UnicodeDecodeError):
-            doc = None
+        doc = None
+        if size <= MAX_INDEX_JSON:
+            try:
+                with open(path, "rb") as f:
+                    doc = json.loads(f.read().decode("utf-8"))
+            except (ValueError, UnicodeDecodeError, RecursionError):
+                doc = None
         if isinstance(doc, dict) and isinstance(doc.get("weight_map"), dict):
             return "safetensors_index" if _index_points_to(doc, ".safetensors") else "torch_index"
     raise InitcheckError(f"not a model file initcheck can read: the content looks like {_describe(head)}"
@@ -83,9 +89,11 @@ def _describe(head: bytes) -> str:
 
 
 def _is_zip(path: str) -> bool:
+    from .archive import ZIP_ERRORS
+
     try:
         return zipfile.is_zipfile(path)
-    except OSError:
+    except ZIP_ERRORS:
         return False
 
 
@@ -105,11 +113,10 @@ def _looks_like_safetensors(path: str, head: bytes, size: int) -> bool:
 
 
 def _sniff_zip(path: str) -> str:
-    try:
-        with zipfile.ZipFile(path) as z:
-            names = z.namelist()
-    except (zipfile.BadZipFile, OSError) as e:
-        raise InitcheckError(f"damaged zip archive ({e}); the file may be truncated", path) from None
+    from .archive import open_checked
+
+    with open_checked(path) as z:
+        names = z.namelist()
     base = {n.split("/", 1)[1] if "/" in n else n for n in names}
     if "config.json" in base and ("model.weights.h5" in base or "metadata.json" in base):
         return "keras_zip"
@@ -125,11 +132,11 @@ def _sniff_zip(path: str) -> str:
 
 
 def _sniff_directory(path: str) -> str:
-    entries = set(os.listdir(path))
+    """saved_model, or hf_directory: a folder of model files (load.directory_plan says how to read it)."""
+    try:
+        entries = set(os.listdir(path))
+    except OSError as e:
+        raise InitcheckError(f"cannot list directory: {e.strerror or e}", path) from None
     if "saved_model.pb" in entries or "saved_model.pbtxt" in entries:
         return "saved_model"
-    if any(e.endswith((".safetensors", ".safetensors.index.json")) or
-           (e.startswith("pytorch_model") and e.endswith((".bin", ".bin.index.json"))) for e in entries):
-        return "hf_directory"
-    raise InitcheckError("directory holds no model files (no *.safetensors, pytorch_model*.bin, "
-                         "*.index.json or saved_model.pb)", path)
+    return "hf_directory"

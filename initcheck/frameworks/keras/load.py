@@ -13,7 +13,6 @@ import importlib
 import json
 import os
 import sys
-import zipfile
 from typing import Any
 
 from ...errors import InitcheckError, MissingDependencyError, UntrustedFormatError
@@ -97,6 +96,7 @@ def load_keras_file(path: str, fmt: str, trust: bool = False, model_factory: str
     if fmt == "keras_zip":
         config = _zip_config(path)
         _gate_lambdas(path, config, trust)
+        _guard_archive_weights(path)
         return _load_full(path, "keras", trust)
     if fmt == "hdf5":
         kind, config = _h5_kind(path)
@@ -127,23 +127,64 @@ def _load_full(path: str, fmt: str, trust: bool) -> Model:
     return model_from_keras(obj, path, fmt)
 
 
+MAX_CONFIG = 64 * 1024 * 1024  # a .keras config.json of a very large model is a few MB
+
+
 def _zip_config(path: str) -> Any:
+    """The archive's ``config.json`` — the member of exactly that name, which Keras reads too (an archive
+    with two members of one name is refused by :func:`~initcheck.frameworks.archive.open_checked`), read
+    once, at most ``MAX_CONFIG`` inflated bytes."""
+    from ..archive import open_checked, read_member
+
+    with open_checked(path) as z:
+        raw = read_member(z, "config.json", MAX_CONFIG, path)
+    if raw is None:
+        raise InitcheckError(".keras archive without a top-level config.json", path)
     try:
-        with zipfile.ZipFile(path) as z:
-            name = next((n for n in z.namelist() if n.rsplit("/", 1)[-1] == "config.json"), None)
-            return json.loads(z.read(name)) if name else None
-    except (zipfile.BadZipFile, OSError, ValueError) as e:
-        raise InitcheckError(f"damaged .keras archive ({_one_line(e)})", path) from None
+        return json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError):
+        raise InitcheckError(".keras archive whose config.json is not JSON (or nested too deeply)", path) from None
 
 
-def _h5_kind(path: str) -> tuple[str, Any]:
-    """('model', config) for a full-model .h5, ('weights', None) for a weights-only file."""
+H5_ERRORS = (OSError, ValueError, KeyError, RuntimeError, TypeError, IndexError, AttributeError)
+MAX_H5_RATIO = 100  # compressed datasets: at most this many declared bytes per stored byte
+
+
+def _import_h5py():
     try:
         import h5py
     except ImportError:
         raise MissingDependencyError(f"reading .h5 files needs h5py: {INSTALL_HINT}") from None
+    return h5py
+
+
+def _guard_archive_weights(path: str) -> None:
+    """The ``model.weights.h5`` inside a ``.keras`` archive, its datasets checked like a ``.h5`` file's
+    (read in place through the archive: a stored member is seekable, nothing is extracted)."""
+    from ..archive import ZIP_ERRORS, open_checked
+
+    h5py = _import_h5py()
+    with open_checked(path) as z:
+        try:
+            info = z.getinfo("model.weights.h5")
+        except KeyError:
+            return
+        try:
+            with z.open(info) as member, h5py.File(member, "r") as f:
+                guard_h5_datasets(f, info.file_size, path)
+        except InitcheckError:
+            raise
+        except H5_ERRORS + ZIP_ERRORS as e:
+            raise InitcheckError(f"damaged model.weights.h5 in the archive ({_one_line(e)})", path) from None
+
+
+def _h5_kind(path: str) -> tuple[str, Any]:
+    """('model', config) for a full-model .h5, ('weights', None) for a weights-only file. Every dataset's
+    declared size is held against the bytes stored for it first (:func:`guard_h5_datasets`)."""
+    h5py = _import_h5py()
     try:
         with h5py.File(path, "r") as f:
+            guard_h5_datasets(f, os.path.getsize(path), path)
             raw = f.attrs.get("model_config")
             if raw is None:
                 if "layers" in f or "model_weights" in f or "vars" in f or len(f.attrs.get("layer_names", [])):
@@ -151,11 +192,52 @@ def _h5_kind(path: str) -> tuple[str, Any]:
                 raise InitcheckError("HDF5 file that is neither a Keras model nor Keras weights", path)
             if isinstance(raw, bytes):
                 raw = raw.decode("utf-8")
+            if not isinstance(raw, str):
+                raise InitcheckError("HDF5 attribute model_config is not text", path)
             return "model", json.loads(raw)
     except InitcheckError:
         raise
-    except (OSError, ValueError) as e:
-        raise InitcheckError(f"cannot read HDF5 file ({_one_line(e)}); it may be truncated", path) from None
+    except RecursionError:
+        raise InitcheckError("model_config nested too deeply", path) from None
+    except H5_ERRORS as e:
+        raise InitcheckError(f"cannot read HDF5 file ({_one_line(e)}); it may be truncated or damaged",
+                             path) from None
+
+
+def h5_datasets(f) -> list[tuple[str, Any]]:
+    """(name, dataset) for every dataset in an open h5py file, in visit order."""
+    import h5py
+
+    found: list[tuple[str, Any]] = []
+    f.visititems(lambda name, obj: found.append((name, obj)) if isinstance(obj, h5py.Dataset) else None)
+    return found
+
+
+def dataset_written(ds) -> bool:
+    """False for a dataset that has no bytes stored: it was never written, reading it would only
+    produce its fill value (an unwritten dataset is empty, not data)."""
+    return ds.size == 0 or ds.id.get_storage_size() > 0
+
+
+def guard_h5_datasets(f, file_size: int, path: str) -> None:
+    """Refuse, before any read, a dataset whose declared size its stored bytes cannot hold: contiguous
+    storage must equal the declared size; chunked (compressed) storage may hold at most
+    ``MAX_H5_RATIO`` times fewer bytes; nothing may store more than the file has. Readers (h5py,
+    Keras) allocate the declared size: a 17 KB file can declare a 14 GB dataset."""
+    for name, ds in h5_datasets(f):
+        declared = int(ds.size) * ds.dtype.itemsize
+        stored = ds.id.get_storage_size()
+        if stored > file_size:
+            raise InitcheckError(f"dataset {name} claims {stored} stored bytes, the file has {file_size} "
+                                 "(damaged or forged)", path)
+        if stored == 0:
+            continue  # unwritten: never read (see dataset_written)
+        if ds.chunks is None and ds.compression is None and stored != declared:
+            raise InitcheckError(f"dataset {name} declares shape {ds.shape} ({declared} bytes) but stores "
+                                 f"{stored} (damaged or forged)", path)
+        if declared > MAX_H5_RATIO * max(stored, 4096):
+            raise InitcheckError(f"dataset {name} declares shape {ds.shape} ({declared} bytes) for {stored} "
+                                 f"stored bytes (more than {MAX_H5_RATIO}x): refused", path)
 
 
 def lambda_layers(config: Any) -> list[str]:
@@ -258,29 +340,34 @@ def load_weights_file(path: str) -> Model:
 
     entries: list[tuple[str, str, Param]] = []
     with_moving: set[str] = set()
+    unwritten: list[str] = []
     try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise InitcheckError(f"cannot read HDF5 file ({_one_line(e)})", path) from None
-    with f:
-        datasets: list[tuple[str, Any]] = []
-        f.visititems(lambda name, obj: datasets.append((name, obj)) if isinstance(obj, h5py.Dataset) else None)
-        for name, ds in datasets:
-            if ds.dtype.kind != "f":
-                continue
-            parts = name.split("/")
-            layer_path, leaf_name = _weights_h5_names(parts)
-            shape = tuple(int(s) for s in ds.shape)
-            data = np.asarray(ds[()])
+        with h5py.File(path, "r") as f:
+            guard_h5_datasets(f, os.path.getsize(path), path)
+            for name, ds in h5_datasets(f):
+                if ds.dtype.kind != "f":
+                    continue
+                if not dataset_written(ds):
+                    unwritten.append(name)
+                    continue
+                parts = name.split("/")
+                layer_path, leaf_name = _weights_h5_names(parts)
+                shape = tuple(int(s) for s in ds.shape)
+                data = np.asarray(ds[()])
 
-            def raw(a=data) -> np.ndarray:
-                return a
+                def raw(a=data) -> np.ndarray:
+                    return a
 
-            p = Param(f"{layer_path}/{leaf_name}", "bias" if leaf_name == "bias" else "weight",
-                      TensorRef(shape, str(data.dtype), raw, unit_axis=-1))
-            if leaf_name in ("moving_mean", "moving_variance"):
-                with_moving.add(layer_path)
-            entries.append((layer_path, leaf_name, p))
+                p = Param(f"{layer_path}/{leaf_name}", "bias" if leaf_name == "bias" else "weight",
+                          TensorRef(shape, str(data.dtype), raw, unit_axis=-1))
+                if leaf_name in ("moving_mean", "moving_variance"):
+                    with_moving.add(layer_path)
+                entries.append((layer_path, leaf_name, p))
+    except InitcheckError:
+        raise
+    except H5_ERRORS as e:
+        raise InitcheckError(f"cannot read HDF5 file ({_one_line(e)}); it may be truncated or damaged",
+                             path) from None
     # BatchNormalization in positional files: 4 vectors (gamma, beta, moving mean, moving variance)
     counts: dict[str, list[tuple[str, str, Param]]] = {}
     for e in entries:
@@ -293,12 +380,15 @@ def load_weights_file(path: str) -> Model:
             group = sorted(group, key=lambda g: int(g[1]))[:2]
         kept.extend(group)
     if not kept:
-        raise InitcheckError("no floating-point weights found in this .weights.h5 file", path)
+        hint = f" ({len(unwritten)} datasets were never written)" if unwritten else ""
+        raise InitcheckError(f"no floating-point weights found in this .weights.h5 file{hint}", path)
     layers = layers_from_named(kept, with_moving)
-    model = Model(path=path, format="keras_weights", framework="keras", layers=layers,
-                  source_notes=["weights-only file: kinds and fans inferred from names and shapes; pass "
-                                "--model package.module:factory for the exact architecture"])
-    return model
+    notes = ["weights-only file: kinds and fans inferred from names and shapes; pass "
+             "--model package.module:factory for the exact architecture"]
+    if unwritten:
+        notes.append(f"{len(unwritten)} datasets never written (no stored bytes), skipped: "
+                     + ", ".join(unwritten[:3]) + (", ..." if len(unwritten) > 3 else ""))
+    return Model(path=path, format="keras_weights", framework="keras", layers=layers, source_notes=notes)
 
 
 def _weights_h5_names(parts: list[str]) -> tuple[str, str]:

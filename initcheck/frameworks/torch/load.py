@@ -7,6 +7,7 @@ loaded and need ``trust=True``).
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 import zipfile
@@ -174,14 +175,13 @@ def _torch_load(torch, path: str, fmt: str, trust: bool) -> Any:
 
 def _check_zip_records(path: str) -> None:
     """torch.load(mmap=True) trusts record sizes; refuse compressed records before loading."""
-    try:
-        with zipfile.ZipFile(path) as z:
-            for info in z.infolist():
-                if "/data/" in info.filename and info.compress_type != zipfile.ZIP_STORED:
-                    raise InitcheckError(f"record {info.filename} is compressed; PyTorch writes tensors stored "
-                                         "(the file was modified)", path)
-    except zipfile.BadZipFile as e:
-        raise InitcheckError(f"damaged zip archive ({e}); the file may be truncated", path) from None
+    from ..archive import open_checked
+
+    with open_checked(path) as z:  # declared sizes held against the file's: no zip bomb reaches torch
+        for info in z.infolist():
+            if "/data/" in info.filename and info.compress_type != zipfile.ZIP_STORED:
+                raise InitcheckError(f"record {info.filename} is compressed; PyTorch writes tensors stored "
+                                     "(the file was modified)", path)
 
 
 def _check_storage_sizes(path: str, obj: Any) -> None:
@@ -246,8 +246,11 @@ def model_from_object(obj: Any, path: str, trust: bool = False, fmt: str | None 
     return model
 
 
-def find_model_tensors(obj: dict) -> tuple[str | None, Any]:
-    """(key, dict) of the model's tensors in a checkpoint; key None when ``obj`` is itself a state_dict."""
+def find_model_tensors(obj: dict, depth: int = 0) -> tuple[str | None, Any]:
+    """(key, dict) of the model's tensors in a checkpoint; key None when ``obj`` is itself a state_dict.
+
+    Nested checkpoints (``{"model": {"state_dict": ...}, "optimizer": ...}``) are searched two levels
+    down; the key then names the path, ``model.state_dict``."""
     import torch
 
     def tensor_count(d: Any) -> int:
@@ -264,6 +267,16 @@ def find_model_tensors(obj: dict) -> tuple[str | None, Any]:
     if candidates:
         _, key = max(candidates)
         return key, obj[key]
+    if depth < 2:
+        nested = [k for k in MODEL_KEYS if isinstance(obj.get(k), dict)]
+        nested += [k for k, v in obj.items() if isinstance(k, str) and isinstance(v, dict) and k not in nested
+                   and not SKIP_KEY.search(k)]
+        for key in nested:
+            try:
+                inner_key, inner = find_model_tensors(obj[key], depth + 1)
+            except InitcheckError:
+                continue
+            return (key if inner_key is None else f"{key}.{inner_key}"), inner
     raise InitcheckError("no model tensors found (a dict without a state_dict or tensors)", None)
 
 
@@ -324,12 +337,22 @@ def model_from_module(module, path: str, fmt: str = "module", handle: Any = None
 def load_bin_shards(paths: list[str], trust: bool, display_path: str) -> Model:
     """``pytorch_model-0000x-of-0000y.bin`` shards merged into one state_dict."""
     torch = import_torch()
+    from ..sniff import sniff
+
     merged: dict = {}
+    owner: dict = {}
     for p in paths:
-        fmt = "torch_zip" if zipfile.is_zipfile(p) else "torch_legacy"
+        fmt = sniff(p)
+        if fmt not in ("torch_zip", "torch_legacy", "pickle"):
+            raise InitcheckError(f"shard is {fmt}, not a PyTorch state_dict", p)
         obj = _torch_load(torch, p, fmt, trust)
         if not isinstance(obj, dict):
             raise InitcheckError("shard does not hold a state_dict", p)
+        for k in obj:
+            if k in owner:
+                raise InitcheckError(f"tensor {k!r} is in two shards ({os.path.basename(owner[k])} and "
+                                     f"{os.path.basename(p)}): these are not shards of one model", p)
+            owner[k] = p
         merged.update(obj)
     return model_from_object(merged, display_path, trust, fmt="state_dict")
 

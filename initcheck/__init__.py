@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["check", "load", "analyze", "fix", "Report", "Finding", "InitcheckError", "__version__"]
+__all__ = ["check", "load", "analyze", "fix", "probe", "Report", "Finding", "InitcheckError", "__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .pipeline import analyze, check
@@ -43,4 +43,8 @@ def __getattr__(name: str) -> Any:
         from .fix import fix
 
         return fix
+    if name == "probe":  # a callable module: initcheck.probe(model), initcheck.probe.coord_check(...)
+        import importlib
+
+        return importlib.import_module(".probe", __name__)
     raise AttributeError(f"module 'initcheck' has no attribute {name!r}")

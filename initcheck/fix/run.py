@@ -146,17 +146,13 @@ def fix_path(path: str, out: str | None, *, scheme: str = "auto", layers: list[s
 
 def _write(model, changes: list[Change], out: str, trust: bool, verify) -> None:
     if model.framework == "keras":
-        try:
-            from ..frameworks.keras.write import SUFFIXES, save_keras
-        except ImportError:
-            raise InitcheckError("writing Keras models needs initcheck.frameworks.keras.write (not available)",
-                                 model.path) from None
-        from ..frameworks.torch.write import atomic_output
+        from ..frameworks.keras.write import SUFFIXES, save_keras
 
         fmt = model.format
         if fmt not in SUFFIXES or model.handle is None:
             raise InitcheckError(f"writing Keras format {fmt} is not supported", model.path)
-        atomic_output(out, lambda tmp: save_keras(model.handle, tmp, fmt), verify)
+        source = model.path if model.path and os.path.isfile(model.path) else None
+        save_keras(model.handle, out, fmt, verify=verify, mode_from=source)
         return
     from ..frameworks.torch.write import write_model
 

@@ -7,9 +7,7 @@ folder carries the same suffix; it is renamed over the target only once fully wr
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-from typing import Any
+from typing import Any, Callable
 
 from ...errors import InitcheckError
 
@@ -17,10 +15,12 @@ SUFFIXES = {"keras_zip": ".keras", "keras": ".keras", "hdf5": ".h5", "h5": ".h5"
             "keras_weights": ".weights.h5", "weights_h5": ".weights.h5"}
 
 
-def save_keras(keras_model: Any, out_path: str, fmt: str, source: str | None = None) -> None:
+def save_keras(keras_model: Any, out_path: str, fmt: str, source: str | None = None,
+               verify: Callable[[str], None] | None = None, mode_from: str | None = None) -> None:
     """Save ``keras_model`` to ``out_path`` as ``fmt`` (``keras_zip``, ``hdf5`` or ``keras_weights``).
 
-    Writes a temporary file next to ``out_path`` and renames it into place (atomic on one filesystem).
+    Writes through :func:`initcheck.io.atomic_output` (a temporary file next to ``out_path`` with the same
+    suffix, ``verify(tmp)`` if given, renamed into place with ``mode_from``'s file mode).
     ``source``: the file the model was loaded from; writing over it is refused (exit 2), so a failed or
     unwanted fix never destroys the original.
     """
@@ -32,25 +32,23 @@ def save_keras(keras_model: Any, out_path: str, fmt: str, source: str | None = N
         raise InitcheckError("refusing to overwrite the input model; choose another output path", out_path)
     if os.path.isdir(out_path):
         raise InitcheckError("output path is a directory", out_path)
-    folder = os.path.dirname(os.path.abspath(out_path)) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".initcheck-", suffix=suffix, dir=folder)
-    os.close(fd)
-    try:
+    from ...io import atomic_output
+
+    def write(tmp: str) -> None:
         os.unlink(tmp)  # Keras' writers want to create the file themselves (h5py refuses some existing files)
-        if suffix == ".weights.h5":
-            keras_model.save_weights(tmp)
-        else:
-            keras_model.save(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, out_path)
-    except InitcheckError:
-        raise
-    except Exception as e:
-        raise InitcheckError(f"cannot save the Keras model: {type(e).__name__}: {e}", out_path) from e
-    finally:
-        if os.path.exists(tmp):
-            if os.path.isdir(tmp):
-                shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            if suffix == ".weights.h5":
+                keras_model.save_weights(tmp)
             else:
-                os.unlink(tmp)
+                keras_model.save(tmp)
+        except (InitcheckError, OSError):
+            raise
+        except Exception as e:
+            raise InitcheckError(f"cannot save the Keras model: {type(e).__name__}: {_one_line(e)}",
+                                 out_path) from e
+
+    atomic_output(out_path, write, verify, mode_from=mode_from or source, suffix=suffix)
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())[:300] or type(e).__name__

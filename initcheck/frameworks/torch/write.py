@@ -11,9 +11,10 @@
   rewritten (same dtype, same offsets): header, metadata and every other tensor stay bit-identical.
   Needs no framework (bfloat16 is rounded to nearest even with numpy; float8 needs torch).
 
-Every writer writes a temporary file in the output's folder, lets the caller ``verify`` it (reload and
-re-check), then renames it over the output (``os.replace``); on any failure the temporary file is removed
-and nothing at the output path changes. Sharded files, directories and ``torch.export`` programs are not
+Every writer goes through :func:`initcheck.io.atomic_output`: a temporary file in the output's folder,
+which the caller may ``verify`` (reload and re-check), renamed over the output (``os.replace``) with the
+input's file mode; on any failure or signal the temporary file is removed and nothing at the output path
+changes. Sharded files, directories and ``torch.export`` programs are not
 written (an :class:`~initcheck.errors.InitcheckError` says so).
 """
 
@@ -21,40 +22,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from typing import Callable, Iterable
 
 import numpy as np
 
 from ...errors import InitcheckError
+from ...io import atomic_output
 from ...model import Model
 
 Verify = Callable[[str], None]
-
-
-def temp_path_for(out_path: str) -> str:
-    """A fresh temporary file next to ``out_path`` with the same extension (Keras needs ``.keras``)."""
-    folder = os.path.dirname(os.path.abspath(out_path)) or "."
-    ext = os.path.splitext(out_path)[1]
-    fd, tmp = tempfile.mkstemp(prefix=".initcheck-", suffix=ext, dir=folder)
-    os.close(fd)
-    return tmp
-
-
-def atomic_output(out_path: str, write: Callable[[str], None], verify: Verify | None = None) -> None:
-    """``write(tmp)``, ``verify(tmp)``, fsync, then ``os.replace(tmp, out_path)``; tmp removed on failure."""
-    tmp = temp_path_for(out_path)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        if verify is not None:
-            verify(tmp)
-        os.replace(tmp, out_path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def write_model(model: Model, changes: Iterable, out_path: str, *, trust: bool = False,
@@ -71,7 +47,7 @@ def write_model(model: Model, changes: Iterable, out_path: str, *, trust: bool =
         if model.format != "safetensors":
             raise InitcheckError(f"writing {model.format} (several files) is not supported; fix the shards "
                                  "one by one", src)
-        atomic_output(out_path, lambda tmp: write_safetensors(src, changes, tmp), verify)
+        atomic_output(out_path, lambda tmp: write_safetensors(src, changes, tmp), verify, mode_from=src)
         return
     if model.framework != "torch":
         raise InitcheckError(f"not a PyTorch model ({model.framework})", src)
@@ -82,9 +58,9 @@ def write_model(model: Model, changes: Iterable, out_path: str, *, trust: bool =
             raise InitcheckError("TorchScript: writing needs --trust (it was loaded with it)", src)
         import torch
 
-        atomic_output(out_path, lambda tmp: torch.jit.save(model.handle, tmp), verify)
+        atomic_output(out_path, lambda tmp: torch.jit.save(model.handle, tmp), verify, mode_from=src)
         return
-    atomic_output(out_path, lambda tmp: _write_torch_object(src, changes, tmp, trust), verify)
+    atomic_output(out_path, lambda tmp: _write_torch_object(src, changes, tmp, trust), verify, mode_from=src)
 
 
 # ----------------------------------------------------------------------------------- torch.save files

@@ -293,6 +293,42 @@ def fix_cmd(path: str, out: str | None, scheme: str, layer_globs: tuple[str, ...
         click.echo(fix_summary(outcome, dry_run))
 
 
+# ------------------------------------------------------------------------------- probe (docs/probe.md)
+@main.command("probe")
+@click.argument("path", required=False, type=click.Path())
+@_model_options
+@click.option("--input-shape", help="Shape of the synthetic input, e.g. 8,3,32,32 (default: inferred).")
+@click.option("--data", type=click.Path(dir_okay=False), help="Use this sample (.npy/.npz/.pt) as the input.")
+@click.option("--lr", type=float, default=None, help="SGD learning rate for the update-to-weight ratio "
+              "(default 1e-3; 0.1 for the coord check).")
+@click.option("--widths", help="Coord check: comma-separated widths for --model factory(width), e.g. 64,128,256,512.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic input and cotangent.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "concise", "sarif", "github", "markdown"]),
+              default="table", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report to this file (atomically).")
+@click.option("--plot", type=click.Path(dir_okay=False), help="Also draw RMS by depth (forward, backward) to this PNG.")
+@click.option("--select", multiple=True, help="Only these IC4xx codes or prefixes (comma-separated).")
+@click.option("--ignore", multiple=True, help="Skip these codes or prefixes (comma-separated).")
+@click.option("--fail-on", type=click.Choice(FAIL_ON), default="error", show_default=True)
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def probe_cmd(path: str | None, trust: bool, activation: str | None, model_factory: str | None,
+              input_shape: str | None, data: str | None, lr: float | None, widths: str | None, seed: int, fmt: str,
+              output: str | None, plot: str | None, select: tuple[str, ...], ignore: tuple[str, ...], fail_on: str,
+              debug: bool) -> None:
+    """Measure signal propagation: one forward and one backward pass (eval mode, random cotangent, no
+    optimizer step, weights untouched) and the IC4xx rules on what it saw; --widths runs the coord check."""
+    from .probe.command import run
+
+    try:
+        with _errors_name(path or model_factory or "probe", debug):
+            report = run(path, model_factory=model_factory, trust=trust, activation=activation,
+                         input_shape=input_shape, data=data, lr=lr, widths=widths, seed=seed, fmt=fmt,
+                         output=output, plot=plot, select=_split_codes(select), ignore=_split_codes(ignore))
+    except InitcheckError as e:
+        _fail(str(e), debug)
+    sys.exit(report.exit_code(fail_on))
+
+
 @main.command("rules")
 @click.option("--markdown", is_flag=True, help="Every rule's full explanation as Markdown (docs/rules.md).")
 def rules_cmd(markdown: bool) -> None:

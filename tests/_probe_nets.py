@@ -89,3 +89,38 @@ class PreLNTransformer(nn.Module):
         for blk in self.h:
             x = blk(x)
         return self.head(self.ln_f(x))
+
+
+class WidthMLP(nn.Module):
+    """d_in → width → width → width → d_out, ReLU; ``mup``: the readout is mup's MuReadout."""
+
+    def __init__(self, width: int, d_in: int = 32, d_out: int = 10, mup: bool = False):
+        super().__init__()
+        self.fc1 = nn.Linear(d_in, width)
+        self.fc2 = nn.Linear(width, width)
+        self.fc3 = nn.Linear(width, width)
+        if mup:
+            from mup import MuReadout
+
+            self.readout = MuReadout(width, d_out)
+        else:
+            self.readout = nn.Linear(width, d_out)
+
+    def forward(self, x):
+        return self.readout(F.relu(self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))))
+
+
+def mup_mlp(width: int) -> WidthMLP:
+    """The μP MLP: mup.set_base_shapes against widths 64 (base) and 128 (delta)."""
+    from mup import set_base_shapes
+
+    torch.manual_seed(width)
+    model = WidthMLP(width, mup=True)
+    set_base_shapes(model, WidthMLP(64, mup=True), delta=WidthMLP(128, mup=True))
+    return model
+
+
+def sp_mlp(width: int) -> WidthMLP:
+    """The same MLP in the standard parametrization (PyTorch's default init, one learning rate)."""
+    torch.manual_seed(width)
+    return WidthMLP(width)

@@ -149,7 +149,6 @@ def coord_check(factory: Callable[[int], Any] | str, widths: Sequence[int], *, l
     """μP's coord check: build the model at each width (``factory(width)``), probe it, take one SGD step
     of ``lr`` and measure each layer's output size at init, after the step and of the change; IC408 flags
     layers whose sizes grow or shrink with width."""
-    from ..frameworks.factory import resolve_factory
     from ..load import load
     from ..report import Report
     from ..rules import RuleOptions, run_rules
@@ -160,7 +159,12 @@ def coord_check(factory: Callable[[int], Any] | str, widths: Sequence[int], *, l
     if len(widths) < 2:
         raise InitcheckError("the coord check needs at least two widths (--widths 64,128,256,512)")
     label = factory if isinstance(factory, str) else getattr(factory, "__name__", repr(factory))
-    build = resolve_factory(factory) if isinstance(factory, str) else factory
+    if isinstance(factory, str):
+        from ..frameworks.factory import resolve_factory
+
+        build = resolve_factory(factory)
+    else:
+        build = factory
     arr, _ = _load_data(data)
     per_width: dict[int, dict[str, tuple]] = {}
     kinds: dict[str, str] = {}

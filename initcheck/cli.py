@@ -19,13 +19,82 @@ from .errors import InitcheckError
 FAIL_ON = ["error", "warning", "info", "never"]
 
 
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+
+class Terminated(SystemExit):
+    """SIGTERM, raised where the program is so that every temporary file is cleaned up on the way out."""
+
+
+def one_line(text: str) -> str:
+    """Error text as one line: a framework's multi-line message (torch's UnpicklingError) collapsed."""
+    return " ".join(str(text).split())
+
+
 class DefaultGroup(click.Group):
-    """``initcheck PATH`` is short for ``initcheck check PATH``."""
+    """``initcheck PATH`` is short for ``initcheck check PATH``.
+
+    Also the one place that turns the ways a run can end into exit codes and one stderr line: a usage error
+    (exit 2), Ctrl-C (exit 130) and SIGTERM (exit 143) — instead of click's usage block and "Aborted!"."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
             args = ["check", *args]
         return super().parse_args(ctx, args)
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        previous = _on_sigterm()
+        try:
+            rv = super().main(args, prog_name, complete_var, False, **extra)
+        except click.UsageError as e:
+            hint = f" (see 'initcheck {e.ctx.info_name} --help')" if e.ctx is not None and e.ctx.parent else \
+                " (see 'initcheck --help')"
+            _echo_error(e.format_message() + hint)
+            sys.exit(2)
+        except click.ClickException as e:
+            _echo_error(e.format_message())
+            sys.exit(e.exit_code)
+        except (click.Abort, KeyboardInterrupt, EOFError):
+            _echo_error("interrupted")
+            sys.exit(EXIT_INTERRUPTED)
+        except Terminated:
+            _echo_error("terminated")
+            sys.exit(EXIT_TERMINATED)
+        finally:
+            _restore_sigterm(previous)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _on_sigterm() -> Any:
+    """SIGTERM raises :class:`Terminated` (main thread only: signals are delivered there)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated(EXIT_TERMINATED)
+
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def _restore_sigterm(previous: Any) -> None:
+    import signal
+
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _echo_error(message: str) -> None:
+    try:
+        click.echo(f"initcheck: error: {one_line(message)}", err=True)
+    except (OSError, ValueError):  # stderr closed: the exit code still tells
+        pass
 
 
 def _split_codes(values: tuple[str, ...]) -> list[str] | None:
@@ -54,6 +123,14 @@ def _errors_name(path: str, debug: bool) -> Iterator[None]:
         raise
     except (KeyboardInterrupt, SystemExit):
         raise
+    except MemoryError:
+        if debug:
+            raise
+        raise InitcheckError("out of memory while reading it", path) from None
+    except RecursionError:
+        if debug:
+            raise
+        raise InitcheckError("structure nested too deeply to read", path) from None
     except Exception as e:
         if debug:
             raise
@@ -63,8 +140,17 @@ def _errors_name(path: str, debug: bool) -> Iterator[None]:
 def _fail(message: str, debug: bool) -> None:
     if debug:
         traceback.print_exc()
-    click.echo(f"initcheck: error: {message}", err=True)
+        _print_captured()
+    _echo_error(message)
     sys.exit(2)
+
+
+def _print_captured() -> None:
+    """With --debug: what the frameworks printed while the model was loaded (captured, see frameworks/quiet.py)."""
+    from .frameworks import quiet
+
+    if quiet.last_captured.strip():
+        click.echo("--- output of the frameworks while loading ---\n" + quiet.last_captured.rstrip(), err=True)
 
 
 @click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -126,7 +212,7 @@ def check(paths: tuple[str, ...], fmt: str | None, output: str | None, config_fi
 
     from .baseline import Baseline, describe_stale
     from .config import apply_per_layer_ignores, discover, load_config, parse_shape, resolve
-    from .load import load
+    from .load import expand_path, load
     from .pipeline import CheckOptions, analyze
     from .render import render, renderers
     from .rules import select_rules
@@ -160,16 +246,18 @@ def check(paths: tuple[str, ...], fmt: str | None, output: str | None, config_fi
     except InitcheckError as e:
         _fail(str(e), debug)
 
-    for path in paths:
+    for path in _expanded(paths, expand_path, debug):
+        if isinstance(path, InitcheckError):
+            _report_failure(path, debug)
+            failures += 1
+            continue
         try:
             with _errors_name(path, debug):
                 report = analyze(load(path, trust=trust), options)
             apply_per_layer_ignores(report, settings.per_layer_ignores)
             reports.append(report)
         except InitcheckError as e:
-            if debug:
-                traceback.print_exc()
-            click.echo(f"initcheck: error: {e}", err=True)
+            _report_failure(e, debug)
             failures += 1
 
     try:
@@ -215,6 +303,9 @@ def check(paths: tuple[str, ...], fmt: str | None, output: str | None, config_fi
             if not quiet:
                 click.echo(f"initcheck: wrote {html}", err=True)
         if results and not quiet and not update_baseline:
+            hidden = sum(len(r.suppressed) for r in results)
+            click.echo(f"initcheck: baseline {settings.baseline}: {hidden} finding{'' if hidden == 1 else 's'} "
+                       "accepted (not shown)", err=True)
             stale = [e for r in results for e in r.stale]
             if stale:
                 click.echo(f"initcheck: baseline {settings.baseline}: {len(stale)} stale "
@@ -224,11 +315,33 @@ def check(paths: tuple[str, ...], fmt: str | None, output: str | None, config_fi
                     click.echo(f"  {describe_stale(entry)}", err=True)
     except InitcheckError as e:
         _fail(str(e), debug)
+    except OSError as e:  # an output that could not be written, named by the OS error
+        _fail(f"{e.filename or 'output'}: cannot write: {e.strerror or e}", debug)
     if failures:
         sys.exit(2)
     threshold = settings.fail_on
     if not exit_zero and threshold != "never" and any(r.failed(threshold) for r in reports):
         sys.exit(1)
+
+
+def _expanded(paths: tuple[str, ...], expand_path: Any, debug: bool) -> Iterator[Any]:
+    """Each model the paths name (a folder of separate models: each file); an InitcheckError in place of
+    a path that cannot be expanded."""
+    for given in paths:
+        try:
+            with _errors_name(given, debug):
+                targets = expand_path(given)
+        except InitcheckError as e:
+            yield e
+            continue
+        yield from targets
+
+
+def _report_failure(e: InitcheckError, debug: bool) -> None:
+    if debug:
+        traceback.print_exc()
+        _print_captured()
+    _echo_error(str(e))
 
 
 def _stdout_is_terminal() -> bool:
@@ -280,7 +393,7 @@ def fix_cmd(path: str, out: str | None, scheme: str, layer_globs: tuple[str, ...
         except RecheckError as e:  # the written model failed its re-check: exit 1, nothing written
             if debug:
                 traceback.print_exc()
-            click.echo(f"initcheck: error: {e}", err=True)
+            _echo_error(str(e))
             sys.exit(1)
     except InitcheckError as e:
         _fail(str(e), debug)

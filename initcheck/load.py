@@ -65,8 +65,12 @@ def _is_keras_model(obj: Any) -> bool:
 
 
 def load_path(path: str, *, trust: bool = False, model_factory: str | None = None) -> Model:
+    """Load a file or model directory; what frameworks print meanwhile is captured (frameworks/quiet.py)."""
+    from .frameworks.quiet import captured_stderr
+
     fmt = sniff(path)
-    model = _load_sniffed(path, fmt, trust, model_factory)
+    with captured_stderr():
+        model = _load_sniffed(path, fmt, trust, model_factory)
     note = _extension_note(path, fmt)
     if note:
         model.source_notes.append(note)

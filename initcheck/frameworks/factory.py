@@ -27,18 +27,15 @@ def resolve_factory(spec: str) -> Callable[[], Any]:
         raise InitcheckError(f"--model {spec!r} must look like package.module:factory")
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
-    try:
-        if module_name.endswith(".py"):
+    from .quiet import captured_stderr
 
-            loader_spec = importlib.util.spec_from_file_location("_initcheck_user_model", module_name)
-            if loader_spec is None or loader_spec.loader is None:
-                raise ImportError(module_name)
-            module = importlib.util.module_from_spec(loader_spec)
-            loader_spec.loader.exec_module(module)
-        else:
-            module = importlib.import_module(module_name)
-    except Exception as e:
-        raise InitcheckError(f"--model {spec!r}: cannot import {module_name} ({type(e).__name__}: {e})") from None
+    try:
+        with captured_stderr():
+            module = _import(module_name)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:  # SystemExit too: user code that exits must not end initcheck's run with its code
+        raise InitcheckError(f"--model {spec!r}: importing {module_name} failed ({_what(e)})") from None
     factory = module
     for part in attr.split("."):
         factory = getattr(factory, part, None)
@@ -49,6 +46,40 @@ def resolve_factory(spec: str) -> Callable[[], Any]:
     return factory
 
 
+def _import(module_name: str) -> Any:
+    if module_name.endswith(".py"):
+        loader_spec = importlib.util.spec_from_file_location("_initcheck_user_model", module_name)
+        if loader_spec is None or loader_spec.loader is None:
+            raise ImportError(module_name)
+        module = importlib.util.module_from_spec(loader_spec)
+        loader_spec.loader.exec_module(module)
+        return module
+    return importlib.import_module(module_name)
+
+
+def _what(e: BaseException) -> str:
+    if isinstance(e, SystemExit):
+        return f"it called sys.exit({e.code!r})"
+    text = " ".join(str(e).split())[:200]
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def call_factory(factory: Callable[[], Any], spec: str) -> Any:
+    """``factory()`` (or the class itself when it is not callable); any failure, ``sys.exit`` included, is
+    an InitcheckError naming ``spec``."""
+    from .quiet import captured_stderr
+
+    try:
+        with captured_stderr():
+            return factory() if callable(factory) else factory
+    except KeyboardInterrupt:
+        raise
+    except InitcheckError:
+        raise
+    except BaseException as e:
+        raise InitcheckError(f"--model {spec!r} failed when called ({_what(e)})") from None
+
+
 def build_torch_module(model, spec: str):
     """Build ``spec``'s nn.Module, load the model's tensors into it (exact names and shapes) and return
     a new Model read from the module, keeping the file's path and format."""
@@ -57,7 +88,7 @@ def build_torch_module(model, spec: str):
 
     from .torch.load import model_from_module
 
-    module = resolve_factory(spec)()
+    module = call_factory(resolve_factory(spec), spec)
     if not isinstance(module, torch.nn.Module):
         raise InitcheckError(f"--model {spec!r} returned a {type(module).__name__}, not an nn.Module")
     state: dict[str, Any] = {}

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable
+import math
+from typing import Any, Callable
 
 from ..report import Report
 
@@ -19,16 +20,24 @@ def counts_text(summary: dict) -> str:
     return ", ".join(plural(summary[k + "s"], k) for k in ("error", "warning", "info"))
 
 
+def finite_json(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, ±inf: a std that overflowed) replaced by None (JSON null),
+    so that strict JSON (``allow_nan=False``) can always be written."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    return value
+
+
 def renderers() -> dict[str, Renderer]:
-    from . import json_format, table
+    """Format name → renderer. A renderer module that fails to import is a bug and raises."""
+    from . import ci_formats, json_format, table
 
     found: dict[str, Renderer] = {"table": table.render, "json": json_format.render}
-    try:  # machine formats for CI (concise, sarif, github, markdown) live in their own module
-        from . import ci_formats
-
-        found.update(ci_formats.RENDERERS)
-    except ImportError:  # pragma: no cover
-        pass
+    found.update(ci_formats.RENDERERS)  # machine formats for CI: concise, sarif, github, markdown
     return found
 
 

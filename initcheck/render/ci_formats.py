@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from .. import __version__
 from ..report import Finding, Report
-from . import plural
+from . import finite_json, plural
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_LEVEL = {"error": "error", "warning": "warning", "info": "note"}
@@ -176,7 +176,7 @@ def sarif_document(reports: list[Report], options: dict | None = None) -> dict:
 
 
 def render_sarif(reports: list[Report], options: dict) -> str:
-    return json.dumps(sarif_document(reports, options), indent=2, allow_nan=False) + "\n"
+    return json.dumps(finite_json(sarif_document(reports, options)), indent=2, allow_nan=False) + "\n"
 
 
 # ---------------------------------------------------------------------------------------------- github
@@ -316,7 +316,7 @@ def render_statistics(reports: list[Report], options: dict, fmt: str = "text") -
     """``--statistics``: a JSON list with ``--format json``, else aligned text lines ``COUNT CODE [severity] name``."""
     rows = statistics(reports, options)
     if fmt == "json":
-        return json.dumps(rows, indent=2) + "\n"
+        return json.dumps(finite_json(rows), indent=2, allow_nan=False) + "\n"
     if not rows:
         return "" if options.get("quiet") else "No findings.\n"
     width = max(len(str(row["count"])) for row in rows)

@@ -37,6 +37,9 @@ def import_keras() -> Any:
 
     Raises MissingDependencyError (exit 2) with an install hint when Keras or every backend is missing.
     """
+    from ..quiet import quiet_framework_logs
+
+    quiet_framework_logs()
     if sys.modules.get("keras") is not None:
         return sys.modules["keras"]
     if not _available("keras"):
@@ -71,6 +74,9 @@ def _configured_backend() -> bool:
 
 
 def import_tensorflow() -> Any:
+    from ..quiet import quiet_framework_logs
+
+    quiet_framework_logs()
     try:
         import tensorflow as tf
     except ImportError:
@@ -311,12 +317,10 @@ def load_weights_with_factory(path: str, factory_spec: str) -> Model:
     """
     from ..factory import resolve_factory
 
+    from ..factory import call_factory
+
     keras = import_keras()
-    factory = resolve_factory(factory_spec)
-    try:
-        obj = factory() if callable(factory) else factory
-    except Exception as e:
-        raise InitcheckError(f"--model {factory_spec!r} failed: {type(e).__name__}: {_one_line(e)}") from e
+    obj = call_factory(resolve_factory(factory_spec), factory_spec)
     if not isinstance(obj, keras.Model):
         raise InitcheckError(f"--model {factory_spec!r} returned a {type(obj).__name__}, not a keras.Model "
                              "(for a PyTorch state_dict the factory must return an nn.Module)", path)

@@ -36,11 +36,14 @@ def save_keras(keras_model: Any, out_path: str, fmt: str, source: str | None = N
 
     def write(tmp: str) -> None:
         os.unlink(tmp)  # Keras' writers want to create the file themselves (h5py refuses some existing files)
+        from ..quiet import captured_stderr
+
         try:
-            if suffix == ".weights.h5":
-                keras_model.save_weights(tmp)
-            else:
-                keras_model.save(tmp)
+            with captured_stderr():
+                if suffix == ".weights.h5":
+                    keras_model.save_weights(tmp)
+                else:
+                    keras_model.save(tmp)
         except (InitcheckError, OSError):
             raise
         except Exception as e:

@@ -10,6 +10,11 @@ the normalized outputs never show).
 means of the deepest and the shallowest k = max(1, ⌊L/16⌋) copies (one odd layer at either end does not decide
 it; a signal that falls onto a floor, e.g. of biases, still counts as fallen); the per-copy factor is
 G^(1/(L−k)).
+
+**Sampling error.** The log-size of a finite-width chain is a random walk (Hanin 2018: per ReLU layer of
+width n its variance is ≈ 5/n), so a sound network drifts by chance. The noise of log G is estimated from
+the group itself: the robust spread (1.4826 · median absolute deviation) of the per-copy log changes,
+times √(L − 1). A change counts only beyond ``DRIFT_Z`` such standard errors.
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from statistics import median
 
 from .result import CoordPoint, LayerProbe
-from .thresholds import MIN_DEPTH
+from .thresholds import DRIFT_Z, MIN_DEPTH
 
 _NUMBER = re.compile(r"\d+")
 NORM_KINDS = frozenset({"batchnorm", "layernorm", "groupnorm", "rmsnorm", "instancenorm", "norm"})
@@ -35,6 +41,11 @@ class Trend:
     values: list[float]
     per_layer: float  # factor from one copy to the next (toward the input for 'backward')
     change: float  # end-to-end change G
+    log_noise: float  # standard error of log G from the per-copy scatter
+
+    @property
+    def significant(self) -> bool:
+        return abs(self.log_change) > DRIFT_Z * self.log_noise
 
     @property
     def log_change(self) -> float:
@@ -72,6 +83,16 @@ def end_to_end(values: list[float]) -> tuple[float, float]:
     return change, change ** (1.0 / max(n - k, 1))
 
 
+def log_noise(values: list[float]) -> float:
+    """Random-walk standard error of log G: robust spread of the per-copy log changes × √(L − 1)."""
+    logs = [math.log(v) for v in values]
+    steps = [b - a for a, b in zip(logs, logs[1:])]
+    if len(steps) < 2:
+        return 0.0
+    mid = median(steps)
+    return 1.4826 * median(abs(x - mid) for x in steps) * math.sqrt(len(steps))
+
+
 def trends(layers: list[LayerProbe], quantity: str) -> list[Trend]:
     """Depth trends of every group for ``forward`` (signal) or ``backward`` (gradient, toward the input)."""
     value = forward_value if quantity == "forward" else backward_value
@@ -85,7 +106,7 @@ def trends(layers: list[LayerProbe], quantity: str) -> list[Trend]:
             pairs.reverse()  # a gradient travels from the output toward the input
         names, values = [n for n, _ in pairs], [v for _, v in pairs]
         change, per_layer = end_to_end(values)
-        out.append(Trend(key, quantity, names, values, per_layer, change))
+        out.append(Trend(key, quantity, names, values, per_layer, change, log_noise(values)))
     return out
 
 

@@ -6,7 +6,9 @@ accept a layer whose weight std is within √2.5 of the band of sound schemes (2
 disagree by 2× on a square ReLU layer and both are sound), and error at 30× in variance. The probe applies
 the same numbers to the *whole depth*: a signal (or gradient) whose RMS changes between the shallowest and
 the deepest copies of a repeated layer by more than √2.5 has drifted further than any sound scheme drifts
-a single layer: warning; beyond √30 (5.5× in RMS): error.
+a single layer: warning; beyond √30 (5.5× in RMS): error. And only when the change is beyond
+``DRIFT_Z`` = 3 standard errors of its sampling noise (the per-copy scatter of a finite-width chain, see
+``analysis``): a He-initialized 128-wide, 32-layer ReLU chain wanders by ×0.5–×2 by chance.
 
 Saturation (IC405). A tanh/sigmoid unit is saturated where its slope is below 5% of its peak
 (``SATURATION_SLOPE``): tanh'(x) = 1 − tanh²(x) < 0.05 ⇔ |x| > 2.18; sigmoid'(x) < 0.0125 ⇔ |x| > 4.36.
@@ -39,6 +41,7 @@ from statistics import NormalDist
 
 DRIFT_WARN = math.sqrt(2.5)
 DRIFT_ERROR = math.sqrt(30.0)
+DRIFT_Z = 3.0
 MIN_DEPTH = 3  # a trend needs at least this many copies of a layer
 
 SATURATION_SLOPE = 0.05

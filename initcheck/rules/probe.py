@@ -70,7 +70,7 @@ def _drift(model: Model, quantity: str, direction: str) -> Iterable[Finding]:
     for trend in trends(result.layers, quantity):
         if (trend.change < 1.0) != (direction == "small"):
             continue
-        severity = _severity(abs(trend.log_change))
+        severity = _severity(abs(trend.log_change)) if trend.significant else None
         if severity is None:
             continue
         what = "signal" if quantity == "forward" else "gradient"
@@ -80,6 +80,8 @@ def _drift(model: Model, quantity: str, direction: str) -> Iterable[Finding]:
         path = "from the first to the last" if quantity == "forward" else "from the last back to the first"
         msg = (f"{what} RMS {where} {trend.group} changes ×{_fmt(trend.change)} {path} of its "
                f"{len(trend.values)} copies (×{_fmt(trend.per_layer)} per copy; {_fmt(trend.values[0])} at "
+               f"{trend.names[0]}, {_fmt(trend.values[-1])} at {trend.names[-1]}; "
+               f"{abs(trend.log_change) / trend.log_noise:.0f}× its sampling error)" if trend.log_noise > 0 else
                f"{trend.names[0]}, {_fmt(trend.values[-1])} at {trend.names[-1]})")
         gains = [lp.gain for lp in (result.layer(n) for n in trend.names) if lp is not None and lp.gain
                  and math.isfinite(lp.gain)]
@@ -104,7 +106,9 @@ _DRIFT_EXPLANATION = """
     sixteenth of the copies (at least one). Thresholds, derived from the static scale rules: those accept a weight std within √2.5
     of the sound schemes' band (2.5× in variance — He and Xavier disagree by 2× on a square ReLU layer,
     both sound) and error at 30× in variance. Applied to the whole depth: |log G| beyond log √2.5 is a
-    warning, beyond log √30 (×5.5 in RMS) an error. He-initialized ReLU chains stay flat; PyTorch's
+    warning, beyond log √30 (×5.5 in RMS) an error — and only beyond 3 standard errors of the change's
+    sampling noise: a finite-width chain's log-size is a random walk (Hanin 2018), whose spread the
+    per-copy scatter of the group estimates (robust MAD × √(L−1)). He-initialized ReLU chains stay flat; PyTorch's
     default U(±1/√fan_in) gives each Linear a gain of 1/√3 = 0.58, and with the ReLU halving the second
     moment the signal falls ×0.41 per layer until the biases' floor.
 

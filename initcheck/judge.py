@@ -1,5 +1,10 @@
-"""Judgement inputs for the rules: graph context, expected std and acceptable band, fingerprints, and
-whether the checkpoint looks trained. Framework code is reached only through ``frameworks.*.graph``.
+"""The judgement: for every layer its role, context, provenance, expectation and fingerprint; for the model
+its verdict (fresh, trained or mixed) and convention.
+
+Evidence comes in this order of authority: the model's graph, the model's own config (a Hugging Face
+``config.json``), the user (``--activation``), the layer's siblings and the model-wide convention, and only
+last a name (tensor-only files). A name adds context and is recorded as such (``Context.evidence``); it
+never makes an integrity finding milder. Framework code is reached only through ``frameworks.*.graph``.
 """
 
 from __future__ import annotations
@@ -7,22 +12,25 @@ from __future__ import annotations
 import fnmatch
 import math
 import re
-
-import numpy as np
+from collections import Counter
 from typing import TYPE_CHECKING
 
-from .fingerprint import fingerprint
+import numpy as np
+
+from .fingerprint import COMMON_FIXED_STDS, fingerprint
 from .graph import annotate
+from .hfconfig import ModelConfig, read_model_config
+from .judgement import Convention, Expectation, Judgement, ModelVerdict
 from .model import Layer, Model
-from .schemes import canonical_activation, expected_std, plausible_std_range
+from .provenance import Verdict, provenance_of
+from .roles import Family, Role, adapter_role, free_role_from_name, kind_info
+from .schemes import TRUNCATED_NORMAL_STD_FACTOR, canonical_activation, expected_std, plausible_std_range
+from .significance import log_std_se
 
 if TYPE_CHECKING:  # pragma: no cover
     from .pipeline import CheckOptions
 
-# Kinds whose weight scale the variance-propagation analysis applies to.
-SCALE_KINDS_PREFIXES = ("linear", "conv", "depthwise_conv", "bilinear", "attention_in_proj")
-RECURRENT_SUFFIXES = ("_input", "_recurrent")
-# Tensor-only files: names of projections that end a residual branch in common architectures.
+# Tensor-only files: names of projections that end a residual branch in common architectures (a hint only).
 RESIDUAL_END_NAME = re.compile(
     r"(^|\.)(c_proj|o_proj|out_proj|down_proj|fc2|wo|proj|dense_4h_to_h|output\.dense|attention\.output\.dense|"
     r"mlp\.c_proj|attn\.c_proj|w2|conv3|conv2)$")
@@ -30,28 +38,72 @@ HEAD_NAME = re.compile(r"(^|\.)(lm_head|classifier|head|fc|cls\.predictions\.dec
 
 
 def is_scale_layer(layer: Layer) -> bool:
-    return layer.is_matrix and (layer.kind.startswith(SCALE_KINDS_PREFIXES) or
-                                layer.kind.endswith("_input")) and bool(layer.fan_in and layer.fan_out)
+    """The variance-propagation analysis applies: a dense/conv/recurrent-input weight with both fans."""
+    return (layer.is_matrix and kind_info(layer.kind).scale_judged and bool(layer.fan_in and layer.fan_out)
+            and layer_role(layer) in (Role.WEIGHT, Role.ADAPTER_A))
 
 
 def judge(model: Model, options: "CheckOptions") -> list[str]:
-    """Fill context and analysis on every layer; return model-level banners."""
+    """Fill context and the typed judgement on every layer; set the model verdict; return banners."""
     banners: list[str] = []
-    _context(model, options)
+    config = read_model_config(model.path) if isinstance(model.path, str) else None
+    _context(model, options, config)
+    convention = detect_convention(model, config)
+    judgements: dict[str, Judgement] = {}
     for layer in model.layers:
-        _expectations(layer)
-        if layer.is_matrix:
-            layer.analysis["fingerprint"] = fingerprint(layer)
-    trained, why = looks_trained(model)
-    model.trained = why if trained else None
-    if trained:
-        banners.append(f"trained checkpoint ({why}): initialization rules report at info level")
+        role, role_source = role_of(layer)
+        fp = fingerprint(layer) if layer.is_matrix else {}
+        structured = fp.get("label") if fp.get("scheme") in ("orthogonal", "identity") else None
+        prov = provenance_of(layer.weight.stats, role, structured)
+        judgements[layer.name] = Judgement(role, role_source, prov, _expectation(layer, convention), fp)
+    for layer in model.layers:
+        layer.judgement = judgements[layer.name]
+    verdict = model_verdict(model, convention)
+    model.verdict = verdict
+    model.trained = verdict.why if verdict.verdict != "fresh" else None
+    for layer in model.layers:
+        layer.analysis.update(layer.judgement.view())
+    if verdict.verdict == "trained":
+        banners.append(f"trained checkpoint ({verdict.why}): initialization rules skip trained layers")
+    elif verdict.verdict == "mixed":
+        banners.append(f"trained checkpoint with freshly initialized layers ({verdict.why})")
+    if convention is not None:
+        model.source_notes.append(f"init convention {convention.name} (from {convention.source})")
+    if config is not None:
+        model.source_notes.append(f"context from {config.path}: " + ", ".join(config.describe()))
     model.source_notes.extend(n for n in model.graph_notes if n not in model.source_notes)
     return banners
 
 
+# ----------------------------------------------------------------------------------------------- roles
+def role_of(layer: Layer) -> tuple[Role, str]:
+    """(role of the layer's main tensor, where that came from)."""
+    adapter = adapter_role(layer.name)
+    if adapter is not None:
+        return adapter, "name (PEFT adapter module)"
+    info = kind_info(layer.kind)
+    if info.family is not Family.FREE:
+        return info.weight_role, "module" if layer.kind_source == "module" else "kind"
+    if layer.weight.role == "shift":
+        return Role.NORM_SHIFT, "kind"
+    hint = free_role_from_name(layer.name)
+    if hint is not None:
+        return hint, "name"
+    shape = layer.shape
+    if len(shape) >= 3 and shape[0] == 1 and shape[1] == 1:
+        return Role.TOKEN, "shape"  # (1, 1, D): a cls/mask token
+    if len(shape) >= 3 and shape[0] == 1:
+        return Role.POSITION, "shape"  # (1, N, D): a learned table added to N tokens
+    return info.weight_role, "kind"
+
+
+def layer_role(layer: Layer) -> Role:
+    j = getattr(layer, "judgement", None)
+    return j.role if j is not None else role_of(layer)[0]
+
+
 # ----------------------------------------------------------------------------------------------- context
-def _context(model: Model, options: "CheckOptions") -> None:
+def _context(model: Model, options: "CheckOptions", config: ModelConfig | None) -> None:
     if model.framework == "torch" and model.handle is not None and (
             _is_torch_module(model.handle) or hasattr(model.handle, "graph_signature")):
         from .frameworks.torch.graph import torch_graph
@@ -67,7 +119,7 @@ def _context(model: Model, options: "CheckOptions") -> None:
     elif model.handle is None:
         _name_context(model)
     for layer in model.layers:
-        if layer.kind.endswith(RECURRENT_SUFFIXES) and layer.context.activation is None:
+        if kind_info(layer.kind).family is Family.RECURRENT_INPUT and layer.context.activation is None:
             # the gates squash with sigmoid/tanh inside the cell
             layer.context.activation, layer.context.activation_source = "tanh", "graph"
     for pattern, act in (options.activation_overrides or {}).items():
@@ -96,11 +148,14 @@ def _order_context(model: Model) -> None:
     if matrices:
         matrices[0].context.position = "input"
         matrices[-1].context.position = "output"
+        matrices[0].context.evidence.setdefault("position", "order")
+        matrices[-1].context.evidence.setdefault("position", "order")
 
 
 def _name_context(model: Model) -> None:
-    """Tensor-only files: residual ends and heads from common names; positions from order only where the
-    file keeps the module order (torch.save does, safetensors sorts names)."""
+    """Tensor-only files: residual ends and heads from common names, recorded as name evidence (they
+    temper scale findings with a message saying so, never integrity ones); positions from order only where
+    the file keeps the module order (torch.save does, safetensors sorts names)."""
     if model.framework != "safetensors":
         _order_context(model)
     for layer in model.layers:
@@ -108,15 +163,65 @@ def _name_context(model: Model) -> None:
             continue
         if RESIDUAL_END_NAME.search(layer.name):
             layer.context.residual = True
+            layer.context.evidence["residual"] = "name"
         if HEAD_NAME.search(layer.name):
             layer.context.position = "output"
+            layer.context.evidence["position"] = "name"
+
+
+# -------------------------------------------------------------------------------------------- convention
+def detect_convention(model: Model, config: ModelConfig | None) -> Convention | None:
+    """The model-wide fixed-σ convention, from config.json's ``initializer_range`` or from the weights.
+
+    From the weights: a σ of the common table that at least 3 matrices and a third of them match within
+    their sampling error (or as σ·0.88, torch's uncorrected 2σ truncation), spanning at least two
+    different fan_in values — so the shared scale is not a fan-derived scheme's coincidence.
+    """
+    blocks = config.layers if config is not None and config.layers else _block_count(model)
+    if config is not None and config.initializer_range:
+        return Convention(f"normal({config.initializer_range:g})", config.initializer_range,
+                          f"{config.path} (initializer_range)", blocks)
+    mats = [layer for layer in model.layers if is_scale_layer(layer) or layer.kind == "embedding"]
+    mats = [m for m in mats if m.weight.stats is not None and m.weight.stats.finite >= 256
+            and m.weight.stats.rms > 0 and not (m.weight.stats.nan or m.weight.stats.inf)]
+    if len(mats) < 3:
+        return None
+    best: tuple[int, float, list[Layer]] | None = None
+    for sigma in COMMON_FIXED_STDS:
+        hits = [m for m in mats if _matches_fixed(m, sigma)]
+        if best is None or len(hits) > best[0]:
+            best = (len(hits), sigma, hits)
+    count, sigma, hits = best
+    if count < 3 or count < len(mats) / 3 or len({m.fan_in for m in hits}) < 2:
+        return None
+    return Convention(f"normal({sigma:g})", sigma, f"weights: {count} of {len(mats)} matrices", blocks)
+
+
+def _matches_fixed(layer: Layer, sigma: float) -> bool:
+    st = layer.weight.stats
+    tol = 4.0 * log_std_se(st.finite, max(st.excess_kurtosis, -1.2) if math.isfinite(st.excess_kurtosis) else 0)
+    return any(abs(math.log(st.rms / s)) <= tol + 0.01 for s in (sigma, sigma * TRUNCATED_NORMAL_STD_FACTOR))
+
+
+_BLOCK_INDEX = re.compile(r"(?<=[._/])(\d+)(?=[._/])")
+
+
+def _block_count(model: Model) -> int | None:
+    """Repeated blocks: the most common count of distinct indices among names that differ only by one."""
+    groups: dict[str, set[str]] = {}
+    for layer in model.layers:
+        for m in _BLOCK_INDEX.finditer(layer.name):
+            key = layer.name[:m.start()] + "#" + layer.name[m.end():]
+            groups.setdefault(key, set()).add(m.group(1))
+    sizes = Counter(len(v) for v in groups.values() if len(v) >= 2)
+    return max(sizes, key=lambda s: (sizes[s], s)) if sizes else None
 
 
 # ---------------------------------------------------------------------------------------- expectations
-def _expectations(layer: Layer) -> None:
+def _expectation(layer: Layer, convention: Convention | None) -> Expectation | None:
     st = layer.weight.stats
     if not is_scale_layer(layer) or st is None or not st.finite:
-        return
+        return None
     ctx = layer.context
     fi, fo = layer.fan_in, layer.fan_out
     exp = expected_std(ctx.activation, fi, fo, ctx.activation_param)
@@ -124,27 +229,26 @@ def _expectations(layer: Layer) -> None:
     if layer.framework_fans:
         flo, fhi = plausible_std_range(ctx.activation, *layer.framework_fans, ctx.activation_param)
         lo, hi = min(lo, flo), max(hi, fhi)
-    layer.analysis["expected_std"] = exp
-    layer.analysis["std_ratio"] = st.rms / exp if exp > 0 else math.nan
-    layer.analysis["band"] = (lo, hi)
+    source = "activation" if ctx.activation is not None else "any activation"
+    follows = None
+    if convention is not None and st.rms > 0:
+        tol = 4.0 * log_std_se(st.finite) + 0.01
+        for name, s in convention.variants().items():
+            if abs(math.log(st.rms / s)) <= tol:
+                follows = name
+                lo, hi = min(lo, s), max(hi, s)
+                break
+    scheme = "convention" if follows else _recommended_family(ctx.activation)
+    return Expectation(exp, (lo, hi), scheme, source, follows, st.rms / exp if exp > 0 else math.nan)
 
 
-# ------------------------------------------------------------------------------------------ trained?
-def trained_evidence(layer: Layer) -> bool:
-    """Heavy tails or row-scale heterogeneity far beyond what any random init gives at this size."""
-    st = layer.weight.stats
-    if st is None or st.finite < 1024 or not (st.std > 0):
-        return False
-    heavy = st.excess_kurtosis > max(1.0, 8 * math.sqrt(24.0 / st.finite))
-    hetero = False
-    if st.units >= 8 and math.isfinite(st.unit_std_spread):
-        per_unit = st.count / st.units
-        expected = math.sqrt(max(st.excess_kurtosis, -1.2) + 2.0) / (2.0 * math.sqrt(per_unit))
-        hetero = st.unit_std_spread > 4.0 * expected + 0.1
-    spectral = (layer.analysis.get("spectral_edge_ratio") or 0.0) > 2.0
-    return heavy or hetero or spectral
+def _recommended_family(activation: str | None) -> str:
+    from .schemes import recommended_scheme
+
+    return recommended_scheme(activation).family
 
 
+# ------------------------------------------------------------------------------------------ model verdict
 SPECTRAL_LAYERS = 8  # bounded extra work: a few matrix-vector products on at most this many layers
 SPECTRAL_MAX_ELEMENTS = 1 << 22
 
@@ -175,15 +279,43 @@ def spectral_edge_ratio(layer: Layer, iterations: int = 12) -> float | None:
     return sigma / edge
 
 
+def _judged_matrices(model: Model) -> list[Layer]:
+    return [layer for layer in model.layers if layer.judgement is not None and layer.is_matrix
+            and layer.judgement.role in (Role.WEIGHT, Role.RECURRENT, Role.EMBEDDING)
+            and layer.judgement.provenance.verdict in (Verdict.FRESH, Verdict.TRAINED, Verdict.UNDETERMINED)]
+
+
+def model_verdict(model: Model, convention: Convention | None = None) -> ModelVerdict:
+    """fresh, trained or mixed.
+
+    Trained: at least two matrices (or the only one) carry significant evidence of training and they are
+    at least a third of the matrices that could be judged — a fresh model with one odd layer stays fresh
+    and is judged as an init. Mixed: trained, with fresh layers inside (an iid draw that matches a scheme
+    or the model's convention: what ``from_pretrained`` leaves when a key did not load).
+    """
+    mats = _judged_matrices(model)
+    trained = [m for m in mats if m.judgement.provenance.verdict == Verdict.TRAINED]
+    if not mats or len(trained) < min(2, len(mats)) or len(trained) < len(mats) / 3:
+        return ModelVerdict("fresh", "", tuple(m.name for m in trained), convention=convention)
+    why = f"{len(trained)} of {len(mats)} matrices carry evidence of training"
+    fresh = [m for m in mats if m.judgement.provenance.verdict == Verdict.FRESH and _scheme_matched(m)]
+    if fresh:
+        return ModelVerdict("mixed", why + f"; {len(fresh)} look freshly initialized",
+                            tuple(m.name for m in trained), tuple(m.name for m in fresh), convention)
+    return ModelVerdict("trained", why, tuple(m.name for m in trained), convention=convention)
+
+
+def _scheme_matched(layer: Layer) -> bool:
+    """Positive evidence of a fresh init: the fingerprint names a scheme, or the layer follows the
+    model's convention."""
+    j = layer.judgement
+    if j.expectation is not None and j.expectation.convention:
+        return True
+    fp = j.fingerprint or {}
+    return fp.get("scheme") not in (None, "unknown", "zeros", "constant") and fp.get("confidence", 0) >= 0.5
+
+
 def looks_trained(model: Model) -> tuple[bool, str]:
-    """(trained?, why): at least half of the large layers carry evidence of training."""
-    big = [layer for layer in model.layers if is_scale_layer(layer) and layer.weight.stats is not None
-           and layer.weight.stats.finite >= 1024]
-    if len(big) < 2:
-        return False, ""
-    for layer in big[:SPECTRAL_LAYERS]:
-        layer.analysis["spectral_edge_ratio"] = spectral_edge_ratio(layer)
-    hits = [layer for layer in big if trained_evidence(layer)]
-    if len(hits) >= max(2, math.ceil(0.5 * len(big))):
-        return True, f"{len(hits)} of {len(big)} large layers have heavy tails or uneven unit scales"
-    return False, ""
+    """(trained?, why) for code that only needs the old yes/no."""
+    v = getattr(model, "verdict", None) or model_verdict(model)
+    return v.verdict != "fresh", v.why

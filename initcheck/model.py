@@ -11,6 +11,8 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from .roles import NORM_KINDS
+
 # Elements per block handed to the statistics pass: bounds the float64 working copy to ~32 MB.
 DEFAULT_BLOCK_ELEMENTS = 1 << 22
 
@@ -153,6 +155,18 @@ class Context:
     scaled_by: list[str] = field(default_factory=list)  # per-channel layer scales applied to the output
     position: str = "hidden"  # input, hidden, output
     consumers: list[str] = field(default_factory=list)  # names of weight layers fed next
+    # Where a field's value came from when it was not the graph: "name" (a tensor-only hint), "order",
+    # "config", "user". Rules read it so that a name never makes an integrity finding milder.
+    evidence: dict[str, str] = field(default_factory=dict)
+
+    def from_name(self, attribute: str) -> bool:
+        """True when ``attribute`` (residual, position...) was set from a layer name only."""
+        return self.evidence.get(attribute) == "name"
+    # why ``activation`` is None (an op initcheck does not know, no graph, not on the inference path...)
+    activation_unknown_reason: str | None = None
+    on_inference_path: bool = True  # False: only a training-mode forward reaches the layer (aux heads)
+    activation_literal: str | None = None  # the op as written when the table maps it (softmax → linear)
+    softcap: bool = False  # the output passes c·tanh(x/c) before its consumer (Gemma 2 logit softcaps)
 
 
 @dataclass
@@ -176,7 +190,9 @@ class Layer:
     notes: list[str] = field(default_factory=list)  # e.g. ambiguities of a tensor-only file
     attrs: dict[str, Any] = field(default_factory=dict)  # groups, kernel_size, gates, hidden_size, ...
     context: Context = field(default_factory=Context)
-    analysis: dict[str, Any] = field(default_factory=dict)  # filled by expectations and fingerprints
+    # The typed judgement (initcheck.judgement.Judgement), set once by initcheck.judge.
+    judgement: Any = None
+    analysis: dict[str, Any] = field(default_factory=dict)  # flat JSON view of the judgement, for renderers
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -196,9 +212,6 @@ class Layer:
         return self.kind not in NORM_KINDS and len(self.shape) >= 2 and self.fan_in is not None
 
 
-NORM_KINDS = frozenset({"batchnorm", "layernorm", "groupnorm", "rmsnorm", "instancenorm", "norm"})
-
-
 @dataclass
 class Model:
     """A loaded model: where it came from and its layers in definition (forward) order."""
@@ -211,7 +224,8 @@ class Model:
     checkpoint_key: str | None = None
     handle: Any = None  # the live framework object (nn.Module, keras.Model) when there is one
     graph_notes: list[str] = field(default_factory=list)
-    trained: str | None = None  # why the checkpoint looks trained (set by the judgement), None if fresh
+    trained: str | None = None  # why the checkpoint looks trained or mixed (set by the judgement), None if fresh
+    verdict: Any = None  # initcheck.judgement.ModelVerdict, set by the judgement
 
     @property
     def parameter_count(self) -> int:

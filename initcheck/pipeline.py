@@ -1,10 +1,12 @@
-"""The pipeline: load → statistics → context → expectations and fingerprints → rules → Report."""
+"""The pipeline: load → statistics → judgement (context, roles, provenance, expectations, fingerprints) →
+rules → Report. Data flows one way: nothing downstream of the judgement re-derives it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from .judge import judge
 from .load import load
 from .model import Model
 from .progress import Progress
@@ -25,18 +27,14 @@ class CheckOptions:
     model_factory: str | None = None  # package.module:factory for tensor-only files
     input_shape: tuple[int, ...] | None = None
     progress: bool | None = None  # None: on a terminal only
+    jobs: int | None = None  # threads for the statistics pass; None: all CPUs (results do not depend on it)
 
 
-def compute_statistics(model: Model, progress: bool | None = None) -> None:
-    """One streaming pass per tensor; tied tensors are read once (they are one Param)."""
-    total = sum(p.tensor.size for layer in model.layers for p in layer.params)
-    with Progress(total, "statistics", enabled=progress) as bar:
-        for layer in model.layers:
-            for p in layer.params:
-                if p.stats is None:
-                    per_unit = p is layer.weight and layer.is_matrix
-                    p.stats = compute_stats(p.tensor.blocks(), per_unit=per_unit, total_units=p.tensor.units())
-                bar.advance(p.tensor.size, layer.name)
+def compute_statistics(model: Model, progress: bool | None = None, jobs: int | None = None) -> None:
+    """One streaming pass per tensor on ``jobs`` threads; tied tensors are read once (they are one Param)."""
+    from .statpass import compute_all
+
+    compute_all(model, jobs=jobs, progress=progress)
 
 
 def analyze(model: Model, options: CheckOptions | None = None) -> Report:
@@ -44,9 +42,9 @@ def analyze(model: Model, options: CheckOptions | None = None) -> Report:
     options = options or CheckOptions()
     rules = select_rules(options.select, options.ignore)  # validates codes before any work
     model = attach_architecture(model, options)
-    compute_statistics(model, options.progress)
-    banners = _judge(model, options)
-    findings = run_rules(model, rules, RuleOptions(trained=model.trained is not None))
+    compute_statistics(model, options.progress, options.jobs)
+    banners = judge(model, options)
+    findings = run_rules(model, rules, RuleOptions(trained=model.trained is not None, framework=model.framework))
     return Report(model=model, findings=findings, banners=banners)
 
 
@@ -61,15 +59,6 @@ def attach_architecture(model: Model, options: CheckOptions) -> Model:
     from .frameworks.keras.load import load_weights_with_factory  # Keras .weights.h5
 
     return load_weights_with_factory(model.path, options.model_factory)
-
-
-def _judge(model: Model, options: CheckOptions) -> list[str]:
-    """Graph context, expectations and fingerprints (see initcheck.context and initcheck.fingerprint)."""
-    try:
-        from .judge import judge
-    except ImportError:  # pragma: no cover - present once the judgement layer exists
-        return []
-    return judge(model, options)
 
 
 def check(source: Any, **kwargs: Any) -> Report:

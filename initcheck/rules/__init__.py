@@ -1,7 +1,19 @@
-"""Rule registry. Each rule has a code, a short name, a default severity and an explanation.
+"""Rule registry. Each rule has a code, a short name, a default severity, an explanation and a policy.
 
 Rules are functions ``check(model, options) -> Iterable[Finding]`` registered with :func:`rule`; they read
-only the framework-neutral model (layers, statistics, context, analysis) and never import a framework.
+only the framework-neutral model (layers, statistics, context, judgement) and never import a framework.
+
+Policy lives in the registry entry and is applied once, here, by :func:`run_rules` (as ruff's checker
+does), never by the rules themselves:
+
+- ``category="integrity"`` (NaN/Inf, empty, zeros or constants where the role forbids them, duplicates,
+  uninitialized memory): applies to every layer, trained or not, at the rule's own severity.
+- ``category="init"`` (scale, mean, symmetry, norms, embeddings, recurrence, adapters): judges an
+  initialization, so in a trained or mixed model it applies only to layers whose provenance is *fresh*;
+  findings on trained layers are dropped and counted in IC301's note.
+- ``category="model"``: statements about the whole model (IC301, IC302).
+- ``roles``: the parameter roles (``initcheck.roles.Role``) a rule's findings may concern; a finding on a
+  layer of another role is dropped.
 """
 
 from __future__ import annotations
@@ -13,6 +25,9 @@ from typing import Callable, Iterable
 from ..errors import InitcheckError
 from ..model import Model
 from ..report import Finding
+from ..roles import Role
+
+CATEGORIES = ("integrity", "init", "model")
 
 
 @dataclass(frozen=True)
@@ -23,6 +38,8 @@ class Rule:
     summary: str
     explanation: str  # paragraph(s): what, why, an example, how to fix
     check: Callable[[Model, "RuleOptions"], Iterable[Finding]]
+    category: str = "init"
+    roles: frozenset[Role] | None = None  # None: every role
 
     def explain(self) -> str:
         body = textwrap.dedent(self.explanation).strip()
@@ -33,19 +50,24 @@ class Rule:
 class RuleOptions:
     """Settings rules may consult (filled from the CLI or API)."""
 
-    trained: bool = False  # the checkpoint looks trained: init rules report at info
+    trained: bool = False  # the model is trained or mixed (rules rarely need it: the runner applies policy)
+    framework: str = "torch"  # fix hints are written for this framework
 
 
 REGISTRY: dict[str, Rule] = {}
 
 
-def rule(code: str, name: str, severity: str, summary: str, explanation: str):
-    """Decorator registering a rule function under ``code``."""
+def rule(code: str, name: str, severity: str, summary: str, explanation: str, category: str = "init",
+         roles: Iterable[Role] | None = None):
+    """Decorator registering a rule function under ``code`` with its policy (see the module docstring)."""
+    if category not in CATEGORIES:
+        raise ValueError(f"rule {code}: unknown category {category!r}")
 
     def register(fn: Callable[[Model, RuleOptions], Iterable[Finding]]):
         if code in REGISTRY:
             raise RuntimeError(f"duplicate rule code {code}")
-        REGISTRY[code] = Rule(code, name, severity, summary, explanation, fn)
+        REGISTRY[code] = Rule(code, name, severity, summary, explanation, fn, category,
+                              frozenset(roles) if roles is not None else None)
         return fn
 
     return register
@@ -95,18 +117,43 @@ def rules_markdown() -> str:
 
 
 def run_rules(model: Model, rules: list[Rule], options: RuleOptions | None = None) -> list[Finding]:
-    options = options or RuleOptions()
+    """Every selected rule, with its registry policy applied; findings in layer order."""
+    options = options or RuleOptions(trained=model.trained is not None, framework=model.framework)
+    layers = {layer.name: layer for layer in model.layers}
+    skipped_trained = 0
     findings: list[Finding] = []
     for r in rules:
-        findings.extend(r.check(model, options))
-    order = {layer.name: i for i, layer in enumerate(model.layers)}
+        for f in r.check(model, options):
+            layer = layers.get(f.layer) if f.layer is not None else None
+            if layer is not None and r.roles is not None and _role(layer) not in r.roles:
+                continue
+            if layer is not None and r.category == "init" and not applies_as_init(model, layer):
+                skipped_trained += 1
+                continue
+            findings.append(f)
+    if skipped_trained:
+        for f in findings:
+            if f.rule == "IC301":
+                f.message += f"; {skipped_trained} initialization finding(s) on trained layers not reported"
+                f.data["skipped_on_trained_layers"] = skipped_trained
+    order = {name: i for i, name in enumerate(layers)}
     findings.sort(key=lambda f: (order.get(f.layer, -1), f.rule))
     return findings
 
 
+def applies_as_init(model: Model, layer) -> bool:
+    """Init rules judge every layer of a fresh model, and only the fresh layers of a trained or mixed one."""
+    if model.trained is None:
+        return True
+    j = getattr(layer, "judgement", None)
+    return j is not None and j.provenance.verdict == "fresh"
+
+
+def _role(layer) -> Role | None:
+    j = getattr(layer, "judgement", None)
+    return j.role if j is not None else None
+
+
 def _load_rule_modules() -> None:
-    from . import integrity  # noqa: F401  (registers on import)
-    try:
-        from . import scale, structure  # noqa: F401
-    except ImportError:  # pragma: no cover - modules added by later work
-        pass
+    # every rule module registers on import; an ImportError here is a bug and must surface
+    from . import integrity, scale, structure  # noqa: F401

@@ -1,12 +1,21 @@
-"""IC00x: weights that cannot train at all — non-finite, all zero, constant, symmetric units."""
+"""IC00x: weights that cannot train at all — non-finite, empty, uninitialized, all zero, constant,
+duplicated. Integrity rules apply to every layer, trained or fresh, and a layer name never makes them
+milder (the runner's policy: ``category="integrity"``)."""
 
 from __future__ import annotations
 
 from typing import Iterable
 
+import numpy as np
+
 from ..model import Layer, Model
+from ..provenance import UNINITIALIZED_MAGNITUDE
 from ..report import Finding
+from ..roles import Role, role_info
 from . import RuleOptions, rule
+from .siblings import sibling_groups
+
+RANDOM_ROLES = frozenset(r for r, info in ((r, role_info(r)) for r in Role) if info.random)
 
 
 def _tensors(layer: Layer):
@@ -15,18 +24,24 @@ def _tensors(layer: Layer):
         yield layer.bias
 
 
+def _role(layer: Layer) -> Role:
+    return layer.judgement.role if layer.judgement is not None else Role.WEIGHT
+
+
 @rule(
     "IC001", "non-finite-weights", "error",
     "A tensor holds NaN or Inf values.",
     """
     One NaN or Inf in a weight spreads to every activation and gradient it touches: the first forward pass
     returns NaN and training never recovers. It usually comes from a division by a zero std in a custom
-    initializer, an overflow when casting to float16, or a corrupted checkpoint.
+    initializer, an overflow when casting to float16, or a corrupted checkpoint. Applies to every tensor
+    of every layer, trained or not.
 
     Example: `fc.weight` has 1 NaN of 65536 values.
 
     Fix: reinitialize the layer (`initcheck fix MODEL -o OUT --layers fc`) or find the step that produced it.
     """,
+    category="integrity",
 )
 def non_finite(model: Model, options: RuleOptions) -> Iterable[Finding]:
     for layer in model.layers:
@@ -41,59 +56,132 @@ def non_finite(model: Model, options: RuleOptions) -> Iterable[Finding]:
                 )
 
 
+@rule(
+    "IC005", "empty-tensor", "error",
+    "A tensor has no values (a sharded save that was never gathered).",
+    """
+    A parameter with zero elements cannot be the model's weight: DeepSpeed ZeRO-3 and FSDP keep each
+    parameter sharded across ranks, and a `state_dict()` taken without gathering saves empty placeholders
+    (`torch.Size([0])`). Loading such a file silently leaves the model's layers at whatever they were.
+
+    Example: `model.layers.3.mlp.up_proj.weight` has shape (0,).
+
+    Fix: save with the gathered state dict (`zero_to_fp32.py`, `FSDP.state_dict_type(FULL_STATE_DICT)`).
+    """,
+    category="integrity",
+)
+def empty_tensor(model: Model, options: RuleOptions) -> Iterable[Finding]:
+    for layer in model.layers:
+        for p in _tensors(layer):
+            if p.stats is not None and p.stats.count == 0:
+                yield Finding("IC005", "error", layer.name, f"{p.name} is empty, shape {tuple(p.shape)}",
+                              fix="save the gathered (unsharded) state dict")
+
+
+@rule(
+    "IC006", "uninitialized-memory", "error",
+    "Values no initializer or training produces: the tensor was allocated and never initialized.",
+    f"""
+    `torch.empty`, `nn.Module.to_empty()` after building on the meta device, or `tf.Variable` of an
+    uninitialized buffer hold whatever was in memory: mostly zeros or denormals with a few astronomically
+    large values. No scheme and no training run gives a weight with |w| ≥ {UNINITIALIZED_MAGNITUDE:g}.
+
+    Example: `blocks.2.attn.qkv.weight` has |w| up to 3.4e+38 (max/std 1e+4).
+
+    Fix: call the model's init (`model.apply(model._init_weights)`, `reset_parameters()`) after `to_empty()`.
+    """,
+    category="integrity",
+)
+def uninitialized(model: Model, options: RuleOptions) -> Iterable[Finding]:
+    for layer in model.layers:
+        for p in _tensors(layer):
+            st = p.stats
+            if st is None or not st.finite or st.nan or st.inf:
+                continue
+            if st.max_abs >= UNINITIALIZED_MAGNITUDE:
+                yield Finding("IC006", "error", layer.name,
+                              f"{p.name} has |w| up to {st.max_abs:.3g}: uninitialized memory, not a draw",
+                              fix="initialize after to_empty() / reset_parameters()",
+                              data={"max_abs": st.max_abs})
+
+
 def deliberate_zero(layer: Layer) -> bool:
-    """A zero weight matrix that is a known good practice: the last layer of a residual branch
-    (zero-init residual, Fixup, ReZero) or the model's output head (zero classifier)."""
-    return layer.context.residual or layer.context.position == "output"
+    """A zero weight matrix that is a known good practice: the last layer of a residual branch (zero-init
+    residual, Fixup, ReZero) or the model's output head — known from the graph, not from a name."""
+    ctx = layer.context
+    return (ctx.residual and not ctx.from_name("residual")) or \
+        (ctx.position == "output" and not ctx.from_name("position"))
+
+
+def _nonzero_siblings(model: Model, layer: Layer) -> int:
+    for members in sibling_groups(model).values():
+        if layer in members:
+            return sum(1 for m in members if m is not layer and m.weight.stats is not None
+                       and m.weight.stats.finite and m.weight.stats.zero_fraction < 1.0)
+    return 0
 
 
 @rule(
     "IC002", "all-zero-weights", "error",
-    "A weight matrix is all zeros.",
+    "A weight matrix is all zeros where its role needs a random init.",
     """
     With every weight at zero, every unit of the layer computes the same output and receives the same
     gradient, so the units never become different (and for a layer feeding a ReLU, gradients below are zero).
-    Biases, normalization shifts and deliberately zeroed layers are not flagged: a zero last layer of a
-    residual branch (zero-init residual, Fixup) or a zero output head is a known good practice and is
-    reported at info.
+    Roles whose fresh value is zero are not flagged: biases, normalization shifts, layer-scale and gate
+    parameters, position tables, LoRA B. A zero last layer of a residual branch (zero-init residual, Fixup)
+    or a zero output head, *known from the graph*, is a known good practice and is reported at info —
+    unless its siblings in the other blocks are not zero (then one block was missed: warning). A layer
+    name alone never excuses a zero matrix.
 
     Example: `encoder.3.fc1.weight` is all zeros, shape (512, 512).
 
     Fix: reinitialize with the scheme for its activation (`initcheck fix`), e.g. He for ReLU.
     """,
+    category="integrity",
+    roles=RANDOM_ROLES,
 )
 def all_zero(model: Model, options: RuleOptions) -> Iterable[Finding]:
     for layer in model.layers:
         st = layer.weight.stats
-        if st is None or not layer.is_matrix or st.finite == 0 or st.nan or st.inf:
+        if st is None or len(layer.shape) < 2 or st.finite == 0 or st.nan or st.inf or st.zero_fraction != 1.0:
             continue
-        if st.zero_fraction == 1.0:
-            severity = "info" if deliberate_zero(layer) else "error"
-            why = " (zero last layer of a residual branch or head: deliberate)" if severity == "info" else ""
-            yield Finding(
-                "IC002", severity, layer.name,
-                f"{layer.weight.name} is all zeros, shape {tuple(layer.shape)}{why}",
-                fix=None if severity == "info" else "reinitialize with the scheme for its activation",
-            )
+        siblings = _nonzero_siblings(model, layer)
+        if deliberate_zero(layer):
+            severity = "warning" if siblings >= 2 else "info"
+            why = (f" (zero end of a residual branch or head, but {siblings} siblings are not zero)"
+                   if siblings >= 2 else " (zero last layer of a residual branch or head: deliberate)")
+        else:
+            severity, why = "error", ""
+            if layer.context.from_name("residual") or layer.context.from_name("position"):
+                why = " (its name suggests a residual end or head; a name alone does not excuse a zero matrix)"
+        yield Finding(
+            "IC002", severity, layer.name,
+            f"{layer.weight.name} is all zeros, shape {tuple(layer.shape)}{why}",
+            fix=None if severity == "info" else "reinitialize with the scheme for its activation",
+            data={"nonzero_siblings": siblings},
+        )
 
 
 @rule(
     "IC003", "constant-weights", "error",
-    "A weight tensor has one value everywhere (not zero).",
+    "A weight tensor has one value everywhere (not zero) where its role needs a random init.",
     """
     A constant weight tensor (e.g. filled with 0.01) gives every unit the same output and the same
-    gradient: symmetry is never broken and the layer behaves like a single unit. Normalization scales at
-    1 and biases at a constant are normal and are not flagged; this rule looks at matrices.
+    gradient: symmetry is never broken and the layer behaves like a single unit. Roles whose fresh value is
+    a constant are not flagged: normalization scales at 1, biases, layer scales (1e-5), gains, temperatures,
+    logit scales.
 
     Example: `fc2.weight` is 0.01 everywhere, shape (128, 256).
 
     Fix: reinitialize with a random scheme (`initcheck fix`).
     """,
+    category="integrity",
+    roles=RANDOM_ROLES,
 )
 def constant(model: Model, options: RuleOptions) -> Iterable[Finding]:
     for layer in model.layers:
         st = layer.weight.stats
-        if st is None or not layer.is_matrix or st.finite < 2 or st.nan or st.inf:
+        if st is None or len(layer.shape) < 2 or st.finite < 2 or st.nan or st.inf:
             continue
         if st.min == st.max and st.min != 0:
             yield Finding(
@@ -101,3 +189,55 @@ def constant(model: Model, options: RuleOptions) -> Iterable[Finding]:
                 f"{layer.weight.name} is {st.min:.6g} everywhere, shape {tuple(layer.shape)}",
                 fix="reinitialize with a random scheme for its activation",
             )
+
+
+DUPLICATE_MIN_VALUES = 64  # below this, two layers can share values by chance (tiny constant-ish tensors)
+
+
+def duplicate_pairs(model: Model) -> list[tuple[Layer, Layer]]:
+    """Pairs of layers whose weight tensors hold exactly the same values (not tied: separate storage).
+
+    Candidates are matched on shape and statistics (count, mean, std, min, max, kurtosis); each candidate
+    pair is then compared value by value, so a match is exact. Zero and constant tensors are IC002/IC003.
+    """
+    buckets: dict[tuple, list[Layer]] = {}
+    for layer in model.layers:
+        st = layer.weight.stats
+        if st is None or st.finite < DUPLICATE_MIN_VALUES or st.nan or st.inf or st.min == st.max:
+            continue
+        key = (tuple(layer.shape), st.count, st.mean, st.std, st.min, st.max, st.excess_kurtosis)
+        buckets.setdefault(key, []).append(layer)
+    pairs = []
+    for members in buckets.values():
+        if len(members) < 2:
+            continue
+        first = members[0]
+        ref = first.weight.tensor.numpy()
+        for other in members[1:]:
+            if np.array_equal(ref, other.weight.tensor.numpy()):
+                pairs.append((first, other))
+    return pairs
+
+
+@rule(
+    "IC007", "duplicate-tensors", "error",
+    "Two layers hold exactly the same weights without being tied.",
+    """
+    Independent draws never coincide. Two untied layers with bit-identical weights come from a
+    `copy.deepcopy` of an initialized block (every block of the stack starts the same, so the blocks only
+    diverge through noise), from reseeding the generator before each layer, or from loading one tensor
+    into two keys. Tied parameters (one storage under two names) are not duplicates and are not flagged.
+    In a trained model identical weights mean one of them never trained.
+
+    Example: `layers.1.mlp.fc1` has exactly the weights of `layers.0.mlp.fc1`.
+
+    Fix: initialize each block after copying it (`block.apply(init_fn)`), draw from one generator.
+    """,
+    category="integrity",
+)
+def duplicate_tensors(model: Model, options: RuleOptions) -> Iterable[Finding]:
+    for first, other in duplicate_pairs(model):
+        yield Finding("IC007", "error", other.name,
+                      f"{other.weight.name} is bit-identical to {first.weight.name} (shape {tuple(other.shape)}), "
+                      "and they are not tied", fix="initialize each copy independently",
+                      data={"duplicate_of": first.name})

@@ -10,16 +10,17 @@ band of the layer's size (``significance.rms_noise_band``). How far outside sets
 from __future__ import annotations
 
 import math
-import re
 from statistics import median
 from typing import Iterable
 
+from ..hints import scheme_hint
 from ..judge import is_scale_layer
 from ..model import Layer, Model
 from ..report import Finding
 from ..schemes import ACTIVATIONS, canonical_activation, gain, recommended_scheme
 from ..significance import Z_CRIT, log_std_se, rms_noise_band
 from . import RuleOptions, rule
+from .siblings import sibling_groups
 
 TOLERANCE = math.sqrt(2.5)  # std factor accepted beyond the band of sound schemes
 WARN_FACTOR = math.sqrt(3.0)  # beyond the tolerant band by this (3× in variance): warning
@@ -28,12 +29,12 @@ ERROR_FACTOR = math.sqrt(30.0)  # 30× in variance: error (×10 or ×0.1 in std 
 
 def scale_verdict(layer: Layer) -> tuple[float, str] | None:
     """(factor outside the tolerant band, 'large'|'small'), or None inside it or when not judged."""
-    band = layer.analysis.get("band")
+    exp = layer.judgement.expectation if layer.judgement is not None else None
     st = layer.weight.stats
-    if band is None or st is None or not st.finite or st.nan or st.inf or st.zero_fraction == 1.0 \
+    if exp is None or exp.convention or st is None or not st.finite or st.nan or st.inf or st.zero_fraction == 1.0 \
             or st.min == st.max:
         return None
-    lo, hi = band
+    lo, hi = exp.band
     noise_lo, noise_hi = rms_noise_band(st.finite)
     upper = hi * TOLERANCE * noise_hi
     lower = lo / TOLERANCE * noise_lo
@@ -44,46 +45,51 @@ def scale_verdict(layer: Layer) -> tuple[float, str] | None:
     return None
 
 
-def _severity(factor: float, layer: Layer, direction: str, trained: bool) -> tuple[str, str]:
-    """Severity and the reason for it."""
+def _severity(factor: float, layer: Layer, direction: str, model: Model) -> tuple[str, str]:
+    """Severity and the reason for it. Context from a name tempers only with a message saying so."""
     ctx = layer.context
-    if trained:
-        return "info", "trained checkpoint"
+    named = " (from its name)" if ctx.from_name("residual") or ctx.from_name("position") else ""
     if direction == "small" and (ctx.residual or ctx.residual_branch):
-        return "info", "last layer of a residual branch: a small or zero init there is deliberate (Fixup, zero-init residual)"
+        return "info", "last layer of a residual branch" + named + \
+            ": a small or zero init there is deliberate (Fixup, zero-init residual)"
     if direction == "small" and ctx.attention_logits:
         return "info", "query/key projection: small weights start attention near uniform, the usual choice"
     if direction == "small" and ctx.position == "output":
-        return "info", "output layer: a small head is a common deliberate choice"
+        return "info", "output layer" + named + ": a small head is a common deliberate choice"
+    conv = _convention_factor(layer, model)
     if ctx.norm_after:
         # forward scale is undone by the normalization, but a scale-invariant layer's effective
         # learning rate goes as 1/‖w‖², so a gross error still matters
-        return ("warning" if factor >= ERROR_FACTOR else "info"), "a normalization follows"
-    if factor >= ERROR_FACTOR:
-        return "error", ""
-    if factor >= WARN_FACTOR:
-        return "warning", ""
+        return ("warning" if factor >= ERROR_FACTOR or (conv or 0) >= CONVENTION_ERROR else "info"), \
+            "a normalization follows"
+    if factor >= ERROR_FACTOR or (conv or 0) >= CONVENTION_ERROR:
+        return "error", f"×{conv:.3g} off the model's convention" if conv and factor < ERROR_FACTOR else ""
+    if factor >= WARN_FACTOR or (conv or 0) >= CONVENTION_WARN:
+        return "warning", f"×{conv:.3g} off the model's convention" if conv and factor < WARN_FACTOR else ""
     return "info", ""
 
 
-def _fix_text(layer: Layer) -> str:
+CONVENTION_WARN = 3.0  # std this far from every variant of the model's own convention: warning
+CONVENTION_ERROR = 10.0
+
+
+def _convention_factor(layer: Layer, model: Model) -> float | None:
+    """How far (a factor ≥ 1) the layer's std is from the nearest variant of the model's convention."""
+    verdict = getattr(model, "verdict", None)
+    conv = verdict.convention if verdict is not None else None
+    st = layer.weight.stats
+    if conv is None or st is None or not st.rms > 0:
+        return None
+    return min(math.exp(abs(math.log(st.rms / s))) for s in conv.variants().values())
+
+
+def _fix_text(layer: Layer, framework: str) -> str:
     act = layer.context.activation
     if act is None:
         return ("name the activation (--activation, or --model for the graph) for a sharper check; "
                 "reinitialize with `initcheck fix --activation NAME`")
-    scheme = recommended_scheme(act)
     fp = layer.analysis.get("fingerprint") or {}
-    dist = "uniform" if fp.get("distribution") == "uniform" else "normal"
-    g = gain(act, layer.context.activation_param)
-    if scheme.family == "he":
-        nl = act if act in ("relu", "leaky_relu", "tanh", "sigmoid", "selu", "linear") else None
-        torch_call = (f"torch.nn.init.kaiming_{dist}_(w, nonlinearity='{nl}')" if nl else
-                      f"torch.nn.init.kaiming_{dist}_(w) then scale by {g / math.sqrt(2):.3g}")
-    elif scheme.family == "lecun":
-        torch_call = "torch.nn.init.normal_(w, std=1/√fan_in) (LeCun)"
-    else:
-        torch_call = f"torch.nn.init.xavier_{dist}_(w, gain={g:.3g})"
-    return f"{torch_call}, or `initcheck fix`"
+    return scheme_hint(act, fp.get("distribution") or "normal", framework, layer.context.activation_param)
 
 
 def _describe(layer: Layer) -> str:
@@ -161,10 +167,10 @@ def _scale_findings(model: Model, options: RuleOptions, want: str | None, known:
         factor, direction = verdict
         if want is not None and direction != want:
             continue
-        severity, why = _severity(factor, layer, direction, options.trained)
+        severity, why = _severity(factor, layer, direction, model)
         a = layer.analysis
         st = layer.weight.stats
-        lo, hi = a["band"]
+        lo, hi = layer.judgement.expectation.band
         code = {"large": "IC101", "small": "IC102"}[direction] if known else "IC103"
         if known:
             msg = (f"std {st.rms:.3g} is {a['std_ratio']:.2f}× the {recommended_scheme(layer.context.activation).family}"
@@ -178,22 +184,14 @@ def _scale_findings(model: Model, options: RuleOptions, want: str | None, known:
             msg += f"; looks like {fp.get('label')}"
         if why:
             msg += f" [{why}]"
-        yield Finding(code, severity, layer.name, msg, fix=_fix_text(layer),
+        yield Finding(code, severity, layer.name, msg, fix=_fix_text(layer, options.framework),
                       data={"std": st.rms, "expected_std": a["expected_std"], "band": [lo, hi],
                             "factor_outside_band": factor})
 
 
 # --------------------------------------------------------------------------------------------- siblings
-_INDEX = re.compile(r"(?<=[._])\d+(?=[._]|$)")
-
-
-def sibling_key(layer: Layer) -> tuple:
-    """Layers playing the same role: same kind and shape, names equal up to block indices."""
-    return layer.kind, tuple(layer.shape), _INDEX.sub("#", layer.name)
-
-
 @rule(
-    "IC104", "sibling-outlier", "warning",
+    "IC104", "sibling-outlier", "error",
     "A layer's scale differs from the layers that play the same role in other blocks.",
     """
     Layers with the same kind and shape whose names differ only in a block index (`encoder.layer.3.attention
@@ -207,13 +205,9 @@ def sibling_key(layer: Layer) -> tuple:
     """,
 )
 def sibling_outlier(model: Model, options: RuleOptions) -> Iterable[Finding]:
-    groups: dict[tuple, list[Layer]] = {}
-    for layer in model.layers:
-        st = layer.weight.stats
-        if layer.is_matrix and st is not None and st.finite and not (st.nan or st.inf) and st.rms > 0 \
-                and "#" in sibling_key(layer)[2]:
-            groups.setdefault(sibling_key(layer), []).append(layer)
-    for key, members in groups.items():
+    for key, group in sibling_groups(model).items():
+        members = [m for m in group if m.weight.stats is not None and m.weight.stats.finite
+                   and not (m.weight.stats.nan or m.weight.stats.inf) and m.weight.stats.rms > 0]
         if len(members) < 3:
             continue
         logs = {m.name: math.log(m.weight.stats.rms) for m in members}
@@ -226,7 +220,8 @@ def sibling_outlier(model: Model, options: RuleOptions) -> Iterable[Finding]:
             threshold = max(math.log(2.0), 5 * spread, Z_CRIT * se)
             if abs(dev) > threshold:
                 ratio = math.exp(dev)
-                severity = "info" if options.trained else "warning"
+                # the siblings agree and this one does not: a missed or doubled init, wherever it sits
+                severity = "error" if abs(dev) >= math.log(10.0) - 1e-9 else "warning"
                 yield Finding(
                     "IC104", severity, m.name,
                     f"std {m.weight.stats.rms:.3g} is ×{ratio:.3g} the median {math.exp(center):.3g} of its "
@@ -294,7 +289,7 @@ def signal_chain(model: Model, options: RuleOptions) -> Iterable[Finding]:
         per_layer = total ** (1 / len(chain))
         direction = "shrinks" if total < 1 else "grows"
         yield Finding(
-            "IC105", "info" if options.trained else "warning", chain[0],
+            "IC105", "warning", chain[0],
             f"signal variance {direction} ×{per_layer:.2g} per layer over {len(chain)} layers "
             f"({chain[0]} … {chain[-1]}): ×{total:.2g} at the end",
             fix="He init for ReLU layers / the activation's gain (`initcheck fix`), or add normalization",

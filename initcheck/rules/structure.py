@@ -6,9 +6,11 @@ import math
 from typing import Iterable
 
 from ..frameworks.torch_layout import EMBED_HINT
+from ..hints import ones_hint, zeros_hint
 from ..judge import is_scale_layer
 from ..model import NORM_KINDS, Model
 from ..report import Finding
+from ..roles import Role
 from ..significance import Z_CRIT
 from . import RuleOptions, rule
 
@@ -26,6 +28,7 @@ from . import RuleOptions, rule
 
     Fix: reinitialize with a random scheme (`initcheck fix`).
     """,
+    roles=(Role.WEIGHT, Role.RECURRENT, Role.ADAPTER_A),
 )
 def symmetric_units(model: Model, options: RuleOptions) -> Iterable[Finding]:
     for layer in model.layers:
@@ -39,8 +42,6 @@ def symmetric_units(model: Model, options: RuleOptions) -> Iterable[Finding]:
             continue
         frac = (dup + const) / st.units
         severity = "error" if frac >= 0.01 or dup + const >= 2 else "warning"
-        if options.trained:
-            severity = "info"
         parts = []
         if dup:
             parts.append(f"{dup} of {st.units} units duplicate an earlier unit")
@@ -76,7 +77,7 @@ def nonzero_mean(model: Model, options: RuleOptions) -> Iterable[Finding]:
         ratio = abs(st.mean) / st.std
         if abs(st.mean) <= Z_CRIT * se or ratio < 0.2:
             continue
-        severity = "warning" if ratio >= 0.5 and not options.trained else "info"
+        severity = "warning" if ratio >= 0.5 else "info"
         yield Finding("IC201", severity, layer.name,
                       f"mean {st.mean:.3g} is {ratio:.2f}× the std {st.std:.3g} ({abs(st.mean) / se:.0f} standard errors)",
                       fix="use a zero-mean scheme", data={"mean": st.mean, "std": st.std})
@@ -104,8 +105,8 @@ def dead_relu_bias(model: Model, options: RuleOptions) -> Iterable[Finding]:
         if layer.bias is None or layer.context.activation not in _RELU_FAMILY or not is_scale_layer(layer):
             continue
         st = layer.weight.stats
-        if st is None or st.unit_rms is None or layer.context.norm_after:
-            continue
+        if st is None or st.unit_rms is None or layer.context.norm_after or st.zero_fraction == 1.0:
+            continue  # a zero weight is IC002's: its units are not dead, the layer is
         bias = layer.bias.tensor.numpy().astype("float64").reshape(-1)
         unit_rms = st.unit_rms
         if bias.shape[0] != unit_rms.shape[0]:
@@ -115,10 +116,10 @@ def dead_relu_bias(model: Model, options: RuleOptions) -> Iterable[Finding]:
         frac = dead / max(bias.shape[0], 1)
         if frac < 0.1:
             continue
-        severity = "info" if options.trained else ("error" if frac >= 0.5 else "warning")
+        severity = "error" if frac >= 0.5 else "warning"
         yield Finding("IC202", severity, layer.name,
                       f"{dead} of {bias.shape[0]} ReLU units have a bias below −2σ of their pre-activation",
-                      fix="zero the biases", data={"dead_units": dead})
+                      fix=f"zero the biases ({zeros_hint(options.framework)})", data={"dead_units": dead})
 
 
 @rule(
@@ -143,21 +144,21 @@ def norm_parameters(model: Model, options: RuleOptions) -> Iterable[Finding]:
         st = layer.weight.stats
         if st is None or not st.finite or st.nan or st.inf:
             continue
-        sev = "info" if options.trained else "warning"
+        sev = "warning"
         if layer.weight.role == "shift":  # no scale (Keras scale=False, center-only norms): judge the shift
             if math.sqrt(st.mean ** 2 + st.std ** 2) > 0.5:
                 yield Finding("IC203", sev, layer.name, f"shift has mean {st.mean:.3g}, std {st.std:.3g} (fresh: 0)",
                               fix="set the shift to 0")
             continue
         if st.zero_fraction == 1.0:
-            if layer.context.residual:
+            if layer.context.residual and not layer.context.from_name("residual"):
                 yield Finding("IC203", "info", layer.name,
                               "scale is all zeros at the end of a residual branch (zero-init residual: deliberate)")
             else:
                 yield Finding("IC203", sev, layer.name, "scale is all zeros: this normalization blocks the signal",
-                              fix="set the scale to 1")
+                              fix=f"set the scale to 1 ({ones_hint(options.framework)})")
         elif not (0.5 <= st.mean <= 2.0):
-            yield Finding("IC203", sev, layer.name, f"scale mean {st.mean:.3g} (fresh: 1)", fix="set the scale to 1")
+            yield Finding("IC203", sev, layer.name, f"scale mean {st.mean:.3g} (fresh: 1)", fix=f"set the scale to 1 ({ones_hint(options.framework)})")
         if layer.bias is not None and layer.bias.stats is not None and layer.bias.stats.finite:
             b = layer.bias.stats
             if math.sqrt(b.mean ** 2 + b.std ** 2) > 0.5:
@@ -187,7 +188,7 @@ def embedding_scale(model: Model, options: RuleOptions) -> Iterable[Finding]:
         st = layer.weight.stats
         if st is None or not st.finite or st.nan or st.inf or st.zero_fraction == 1.0:
             continue
-        sev = "info" if options.trained else "warning"
+        sev = "warning"
         dim = layer.shape[1] if len(layer.shape) == 2 else 1
         if not (0.002 <= st.std <= 2.0):
             yield Finding("IC204", sev, layer.name, f"std {st.std:.3g} is outside the 0.002–2 of every convention",
@@ -231,7 +232,7 @@ def recurrent_scale(model: Model, options: RuleOptions) -> Iterable[Finding]:
         radius = st.rms * math.sqrt(hidden)
         if 0.1 <= radius <= 1.5:
             continue
-        severity = "info" if options.trained else ("error" if radius > 5 else "warning")
+        severity = "error" if radius > 5 else "warning"
         yield Finding("IC205", severity, layer.name,
                       f"per-gate spectral radius ≈ {radius:.3g} (hidden {hidden}): the state "
                       f"{'explodes' if radius > 1.5 else 'vanishes'} over time steps",
@@ -239,19 +240,124 @@ def recurrent_scale(model: Model, options: RuleOptions) -> Iterable[Finding]:
 
 
 @rule(
-    "IC301", "trained-checkpoint", "info",
-    "The checkpoint looks trained; initialization rules report at info level.",
+    "IC206", "adapter-init", "warning",
+    "A LoRA adapter does not start as the identity: B is not zero while A is random.",
     """
-    Linting a trained model must not cry wolf: trained weights have heavy tails and uneven unit scales
-    that no initialization scheme produces. When at least half of the large layers show excess kurtosis
-    far above a random draw's (> max(1, 8·√(24/n))) or per-unit scales spread far beyond sampling error,
-    initcheck says so once and reports every initialization rule at info. Non-finite weights stay errors.
+    LoRA adds B·A to a frozen weight; PEFT initializes A randomly (Kaiming uniform) and B to zeros, so
+    the adapted model starts exactly as the base model and B receives gradient through A. A fresh
+    adapter whose B is already nonzero changes the base model's outputs before any training step.
+    (A zero A is IC002: with A = 0 and B = 0 neither gets a gradient — a dead adapter.)
 
-    Example: 70 of 72 large layers have heavy tails or uneven unit scales.
+    Example: `base_model.model.q_proj.lora_B.default` has std 0.02 next to a random lora_A.
+
+    Fix: `torch.nn.init.zeros_(lora_B.weight)` (PEFT's `init_lora_weights=True`).
+    """,
+    roles=(Role.ADAPTER_B,),
+)
+def adapter_init(model: Model, options: RuleOptions) -> Iterable[Finding]:
+    for layer in model.layers:
+        st = layer.weight.stats
+        if st is None or not st.finite or st.nan or st.inf or st.zero_fraction == 1.0:
+            continue
+        yield Finding("IC206", "warning", layer.name,
+                      f"LoRA B has std {st.std:.3g}: the adapter changes the base model at step 0",
+                      fix=f"zero LoRA B ({zeros_hint(options.framework).replace('(b)', '(lora_B.weight)')})")
+
+
+@rule(
+    "IC207", "embedding-padding-row", "warning",
+    "The padding row of an embedding is not zero.",
+    """
+    `nn.Embedding(padding_idx=i)` zeroes row i at construction and never updates it: padding tokens then
+    contribute nothing. A custom init applied afterwards (`normal_(emb.weight)`) overwrites that row with
+    random values, so every padded position adds noise to the sequence. Only layers whose padding index
+    is known from the module are checked.
+
+    Example: `embed_tokens` row 1 (padding_idx) has RMS 0.02.
+
+    Fix: re-zero it after a custom init: `emb.weight.data[emb.padding_idx].zero_()`.
+    """,
+    roles=(Role.EMBEDDING,),
+)
+def embedding_padding_row(model: Model, options: RuleOptions) -> Iterable[Finding]:
+    for layer in model.layers:
+        idx = layer.attrs.get("padding_idx")
+        st = layer.weight.stats
+        if idx is None or st is None or st.unit_rms is None or layer.weight.tensor.unit_axis != 0:
+            continue
+        idx = int(idx) % len(st.unit_rms)
+        if st.unit_rms[idx] > 0:
+            yield Finding("IC207", "warning", layer.name,
+                          f"padding row {idx} has RMS {st.unit_rms[idx]:.3g}; nn.Embedding keeps it at zero",
+                          fix="zero the padding row after a custom init")
+
+
+@rule(
+    "IC301", "trained-checkpoint", "info",
+    "The model is trained; initialization rules skip its trained layers.",
+    """
+    Linting a trained model must not cry wolf: trained weights have heavy tails, skew, outliers, uneven
+    unit scales and dominant directions that no initialization scheme produces. Each layer's provenance
+    is tested for these (see docs/judgement.md: calibrated tests, a fresh layer is called trained with
+    probability below 1e-5); when at least two matrices and a third of them carry such evidence the model
+    is trained, initialization rules skip its trained layers and this note says how many findings that
+    hid. Integrity rules (NaN/Inf, zeros, constants, duplicates, empty or uninitialized tensors) still
+    apply to every layer.
+
+    Example: 70 of 72 matrices carry evidence of training.
 
     Fix: nothing to fix; check the untrained model instead if initialization is the question.
     """,
+    category="model",
 )
 def trained_checkpoint(model: Model, options: RuleOptions) -> Iterable[Finding]:
     if model.trained:
         yield Finding("IC301", "info", None, f"looks trained: {model.trained}")
+
+
+def _is_head_or_adapter(model: Model, layer) -> bool:
+    """A fresh head or adapter is how fine-tuning starts; a fresh middle block, expert or tied head is not."""
+    if layer.judgement is not None and layer.judgement.role in (Role.ADAPTER_A, Role.ADAPTER_B):
+        return True
+    if layer.kind == "embedding" and layer.weight.aliases:
+        return False  # a tied input/output table
+    if layer.context.position == "output":
+        return True
+    matrices = [m for m in model.layers if m.is_matrix]
+    return bool(matrices) and layer is matrices[-1]
+
+
+@rule(
+    "IC302", "fresh-layers-in-trained-model", "warning",
+    "A trained model holds freshly initialized layers.",
+    """
+    The most common silent failure of loading a checkpoint: `from_pretrained` or `load_state_dict(strict=
+    False)` leaves a block at its random init after a key-name mismatch, a resized head is never trained,
+    MoE experts are not loaded, an untied `lm_head` is random. initcheck finds each layer whose values are
+    an iid draw that matches a scheme or the model's convention inside a model whose other layers carry
+    evidence of training. A fresh output head or adapter is how fine-tuning starts: info. A fresh layer
+    anywhere else: warning, naming it.
+
+    Example: `encoder.layer.5.attention.self.query` looks freshly initialized (normal(0.02)) in a trained model.
+
+    Fix: check the loading step's missing keys (`load_state_dict(...)` returns them), key renames and
+    `tie_word_embeddings`.
+    """,
+    category="model",
+)
+def fresh_in_trained(model: Model, options: RuleOptions) -> Iterable[Finding]:
+    verdict = getattr(model, "verdict", None)
+    if verdict is None or verdict.verdict != "mixed":
+        return
+    by_name = {layer.name: layer for layer in model.layers}
+    for name in verdict.fresh_layers:
+        layer = by_name[name]
+        fp = layer.analysis.get("fingerprint") or {}
+        label = layer.judgement.expectation.convention if layer.judgement.expectation and \
+            layer.judgement.expectation.convention else fp.get("label", "a fresh draw")
+        head = _is_head_or_adapter(model, layer)
+        where = "output head or adapter: fine-tuning starts so" if head else "not a head: was it loaded?"
+        yield Finding("IC302", "info" if head else "warning", name,
+                      f"looks freshly initialized ({label}) in a trained model ({where})",
+                      fix=None if head else "check the checkpoint's missing keys for this layer",
+                      data={"fresh": True})

@@ -1,0 +1,85 @@
+"""A Hugging Face ``config.json`` beside a checkpoint: the model's own statement of its init convention.
+
+Only JSON is read (bounded size); nothing is built or executed. The fields initcheck uses:
+``initializer_range`` (the σ of every matrix: GPT-2, BERT, Llama...), the number of blocks (for σ/√(2L)
+residual scaling), the MLP activation, ``tie_word_embeddings`` and ``model_type``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+MAX_CONFIG_BYTES = 4 << 20
+_LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers", "encoder_layers")
+_ACT_KEYS = ("hidden_act", "activation_function", "hidden_activation", "feed_forward_proj", "activation")
+_RANGE_KEYS = ("initializer_range", "init_std")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    path: str
+    model_type: str | None = None
+    initializer_range: float | None = None
+    layers: int | None = None
+    activation: str | None = None
+    tie_word_embeddings: bool | None = None
+
+    def describe(self) -> list[str]:
+        out = []
+        if self.model_type:
+            out.append(f"model_type {self.model_type}")
+        if self.initializer_range:
+            out.append(f"initializer_range {self.initializer_range:g}")
+        if self.layers:
+            out.append(f"{self.layers} layers")
+        if self.activation:
+            out.append(f"activation {self.activation}")
+        if self.tie_word_embeddings is not None:
+            out.append("tied embeddings" if self.tie_word_embeddings else "untied embeddings")
+        return out
+
+
+def config_path(model_path: str) -> str | None:
+    """``config.json`` in the model's directory (the path itself when it is a directory)."""
+    folder = model_path if os.path.isdir(model_path) else os.path.dirname(os.path.abspath(model_path))
+    candidate = os.path.join(folder, "config.json")
+    return candidate if os.path.isfile(candidate) else None
+
+
+def read_model_config(model_path: str) -> ModelConfig | None:
+    """The config beside ``model_path``, or None when there is none or it is not a transformers config
+    (no ``model_type``/``architectures``): a stray config.json of another tool is ignored, with no error,
+    since the checkpoint itself is what was asked about."""
+    path = config_path(model_path)
+    if path is None or os.path.getsize(path) > MAX_CONFIG_BYTES:
+        return None
+    try:
+        with open(path, "rb") as f:
+            data = json.loads(f.read().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return None  # an unreadable side file gives no context; the checkpoint is judged without it
+    if not isinstance(data, dict) or not ("model_type" in data or "architectures" in data):
+        return None
+    text = data.get("text_config") if isinstance(data.get("text_config"), dict) else {}
+    merged = {**text, **data}
+
+    def first(keys, kind):
+        for k in keys:
+            v = merged.get(k)
+            if isinstance(v, kind) and not isinstance(v, bool):
+                return v
+        return None
+
+    rng = first(_RANGE_KEYS, (int, float))
+    layers = first(_LAYER_KEYS, int)
+    tie = merged.get("tie_word_embeddings")
+    return ModelConfig(
+        path=path,
+        model_type=data.get("model_type") if isinstance(data.get("model_type"), str) else None,
+        initializer_range=float(rng) if rng and 0 < rng < 10 else None,
+        layers=layers if layers and layers > 0 else None,
+        activation=first(_ACT_KEYS, str),
+        tie_word_embeddings=tie if isinstance(tie, bool) else None,
+    )

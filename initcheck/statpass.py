@@ -23,8 +23,8 @@ import numpy as np
 
 from .model import BIT_DECODERS, Model, Param, TensorRef
 from .progress import Progress
-from .stats import (BLOCK_ELEMENTS, TAIL_RMS, StatsAccumulator, TensorStats, _Scratch, sample_columns,
-                    work_dtype)
+from .stats import (BLOCK_ELEMENTS, TAIL_RMS, ColumnUnitsAccumulator, StatsAccumulator, TensorStats, _Scratch,
+                    sample_columns, work_dtype)
 
 CHUNK_ELEMENTS = 1 << 24  # values per work item: 32 MB of bfloat16, 64 MB of float32 mapped at a time
 
@@ -48,7 +48,11 @@ def default_jobs() -> int:
 
 # ------------------------------------------------------------------------------------------ decoding
 def _fp8_table(name: str) -> np.ndarray:
-    return np.asarray(BIT_DECODERS[name](np.arange(256, dtype=np.uint8)), dtype=np.float32)
+    """The 256 values of a float8 format as float32; NaN codes as quiet NaNs (float8_e5m2's NaN codes
+    widen to signalling float16 NaNs, which warn when cast)."""
+    with np.errstate(invalid="ignore"):
+        t = np.asarray(BIT_DECODERS[name](np.arange(256, dtype=np.uint8)), dtype=np.float32)
+    return np.where(np.isnan(t), np.float32(np.nan), t).astype(np.float32)
 
 
 _FP8_TABLES: dict[str, np.ndarray] = {}
@@ -85,93 +89,134 @@ def _decoder(ref: TensorRef) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
 
 def _unit_view(ref: TensorRef) -> np.ndarray:
     """The stored array with the unit axis first (a view: nothing read yet)."""
-    a = ref.raw()
+    a = np.asarray(ref.raw())
     a = a.reshape(ref.shape) if ref.shape else a.reshape(1)
     if a.ndim <= 1:
         return a.reshape(-1, 1)
     return np.moveaxis(a, ref.unit_axis % a.ndim, 0)
 
 
-def _stored_work_dtype(ref: TensorRef, view: np.ndarray) -> np.dtype:
-    if ref._decode is None and view.dtype == np.float64:
+def _stored_work_dtype(ref: TensorRef, raw_dtype: np.dtype) -> np.dtype:
+    if ref._decode is None and raw_dtype == np.float64:
         return np.dtype(np.float64)
     return work_dtype(ref.dtype)
 
 
+def layout(ref: TensorRef, per_unit: bool) -> str:
+    """How the pass walks a tensor: ``flat`` (storage order, no per-unit figures), ``columns`` (units
+    are the last axis: runs of stored rows, no transposing copy) or ``rows`` (units along the first
+    axis, or gathered from another one)."""
+    if not per_unit or len(ref.shape) < 2:
+        return "flat"
+    return "columns" if ref.unit_axis % len(ref.shape) == len(ref.shape) - 1 else "rows"
+
+
 class _Reader:
-    """Blocks of decoded units of one tensor, from a view with the unit axis first."""
+    """Decoded blocks of one tensor in the shape its layout walks: (units, per) for ``rows``,
+    (positions, units) for ``columns``, (1, n) for ``flat``."""
 
-    def __init__(self, ref: TensorRef):
+    def __init__(self, ref: TensorRef, mode: str):
         self.ref = ref
-        self.view = _unit_view(ref)
-        self.units = self.view.shape[0]
-        self.per = int(np.prod(self.view.shape[1:], dtype=np.int64)) if self.view.ndim > 1 else 1
-        self.wd = _stored_work_dtype(ref, self.view)
+        self.mode = mode
+        raw = np.asarray(ref.raw())  # a plain view: slicing np.memmap objects costs Python time per block
         self.decode = _decoder(ref)
+        self.wd = _stored_work_dtype(ref, raw.dtype)
+        if mode == "rows":
+            self.view = _unit_view(ref)
+            self.units = self.view.shape[0]
+            self.per = max(ref.size // max(self.units, 1), 1)
+        else:
+            shape = ref.shape or (1,)
+            self.units = shape[-1] if mode == "columns" else 1
+            self.view = raw.reshape(-1, self.units) if mode == "columns" else raw.reshape(1, -1)
+            self.per = self.view.shape[0] if mode == "columns" else ref.size
 
-    def rows(self, start: int, stop: int) -> np.ndarray:
-        raw = self.view[start:stop]
+    @property
+    def length(self) -> int:
+        """Extent of the walked axis: units (rows), positions (columns), values (flat)."""
+        return self.units if self.mode == "rows" else (self.view.shape[0] if self.mode == "columns" else self.per)
+
+    def block(self, start: int, stop: int) -> np.ndarray:
+        raw = self.view[start:stop] if self.mode != "flat" else self.view[0, start:stop]
         out = _scratch().get("x", raw.size, self.wd).reshape(raw.shape)
-        return self.decode(raw, out).reshape(stop - start, self.per)
+        x = self.decode(raw, out)
+        return x.reshape(stop - start, -1) if self.mode != "flat" else x.reshape(1, -1)
 
     def pieces(self, unit: int) -> Iterator[np.ndarray]:
-        """One long unit in pieces of at most BLOCK_ELEMENTS values."""
+        """One long unit (rows layout) in pieces of at most BLOCK_ELEMENTS values."""
         row = self.view[unit].reshape(-1)
         for i in range(0, row.size, BLOCK_ELEMENTS):
             raw = row[i:i + BLOCK_ELEMENTS]
             out = _scratch().get("x", raw.size, self.wd)
             yield self.decode(raw, out).reshape(1, -1)
 
-    def take(self, idx: np.ndarray) -> np.ndarray:
-        """Whole units by index, decoded (a copy)."""
-        raw = self.view[np.asarray(idx, dtype=np.intp)]
+    def take_units(self, idx: np.ndarray) -> np.ndarray:
+        """Whole units by index, decoded (a copy), as (len(idx), elements per unit)."""
+        view = _unit_view(self.ref)
+        raw = view[np.asarray(idx, dtype=np.intp)]
         out = np.empty(raw.shape, dtype=self.wd)
-        return np.array(self.decode(raw, out), copy=True).reshape(len(idx), self.per)
+        return np.array(self.decode(raw, out), copy=True).reshape(len(idx), -1)
+
+    def step(self) -> int:
+        """Walked-axis entries per block: about BLOCK_ELEMENTS values."""
+        if self.mode == "flat":
+            return BLOCK_ELEMENTS
+        width = self.per if self.mode == "rows" else self.units
+        return max(1, BLOCK_ELEMENTS // max(width, 1))
 
 
-def chunks(ref: TensorRef, chunk_elements: int = CHUNK_ELEMENTS) -> list[tuple[int, int]]:
-    """Unit ranges of about ``chunk_elements`` values covering the tensor (whole units; shape-only)."""
+def _walk_extent(ref: TensorRef, mode: str) -> tuple[int, int]:
+    """(length of the walked axis, values per entry of it), from the shape alone."""
+    shape = ref.shape or (1,)
+    if mode == "flat":
+        return ref.size, 1
+    if mode == "columns":
+        return ref.size // max(shape[-1], 1), shape[-1]
+    units = shape[ref.unit_axis % len(shape)]
+    return units, ref.size // max(units, 1)
+
+
+def chunks(ref: TensorRef, mode: str, chunk_elements: int = CHUNK_ELEMENTS) -> list[tuple[int, int]]:
+    """Ranges of the walked axis of about ``chunk_elements`` values (shape-only: never depends on jobs)."""
     if ref.size == 0:
         return []
-    shape = ref.shape
-    units = shape[ref.unit_axis % len(shape)] if len(shape) >= 2 else (shape[0] if shape else 1)
-    per = max(ref.size // max(units, 1), 1)
-    step = max(1, chunk_elements // per)
-    return [(u, min(u + step, units)) for u in range(0, units, step)]
+    length, width = _walk_extent(ref, mode)
+    step = max(1, chunk_elements // max(width, 1))
+    return [(u, min(u + step, length)) for u in range(0, length, step)]
 
 
-def _accumulate(ref: TensorRef, per_unit: bool, total_units: int, u0: int, u1: int) -> StatsAccumulator:
-    """Statistics of units u0..u1 of one tensor."""
-    reader = _Reader(ref)
+def _accumulate(ref: TensorRef, mode: str, u0: int, u1: int):
+    """Statistics of entries u0..u1 of the walked axis of one tensor."""
+    reader = _Reader(ref, mode)
     scratch = _scratch()
-    acc = StatsAccumulator(per_unit, total_units, ref.dtype, scratch=scratch)
-    if reader.per <= BLOCK_ELEMENTS:
-        step = max(1, BLOCK_ELEMENTS // reader.per)
+    step = reader.step()
+    if mode == "columns":
+        acc = ColumnUnitsAccumulator(reader.units, reader.per, ref.dtype, scratch=scratch)
         for s in range(u0, u1, step):
-            acc.add(reader.rows(s, min(s + step, u1)), s)
+            acc.add(reader.block(s, min(s + step, u1)), s)
+        return acc
+    acc = StatsAccumulator(mode == "rows", reader.units if mode == "rows" else None, ref.dtype, scratch=scratch)
+    if mode == "flat" or reader.per <= BLOCK_ELEMENTS:
+        for s in range(u0, u1, step):
+            acc.add(reader.block(s, min(s + step, u1)), s if mode == "rows" else None)
         acc.seal()
         return acc
     for unit in range(u0, u1):  # units longer than a block: each unit summed in pieces, folded in as one
         sub = StatsAccumulator(False, None, ref.dtype, scratch=scratch)
         for piece in reader.pieces(unit):
             sub.add(piece)
-        sample = reader.view[unit].reshape(-1)
-        picked = sample[sample_columns(reader.per)]
+        picked = reader.view[unit].reshape(-1)[sample_columns(reader.per)]
         acc.add_long_unit(sub, np.array(reader.decode(picked, np.empty(picked.size, reader.wd))), unit)
     acc.seal()
     return acc
 
 
 def _tail_count(ref: TensorRef, threshold: float, u0: int, u1: int) -> int:
-    reader = _Reader(ref)
+    """Finite values with |x| > threshold among values u0..u1 (storage order)."""
+    reader = _Reader(ref, "flat")
     count = 0
-    if reader.per <= BLOCK_ELEMENTS:
-        step = max(1, BLOCK_ELEMENTS // reader.per)
-        blocks: Iterator[np.ndarray] = (reader.rows(s, min(s + step, u1)) for s in range(u0, u1, step))
-    else:
-        blocks = (p for unit in range(u0, u1) for p in reader.pieces(unit))
-    for x in blocks:
-        a = np.abs(x)
+    for s in range(u0, u1, BLOCK_ELEMENTS):
+        a = np.abs(reader.block(s, min(s + BLOCK_ELEMENTS, u1)))
         # finite values only: NaN compares false, Inf is taken back out
         count += int(np.count_nonzero(a > threshold)) - int(np.count_nonzero(a == np.inf))
     return count
@@ -179,24 +224,21 @@ def _tail_count(ref: TensorRef, threshold: float, u0: int, u1: int) -> int:
 
 def tensor_stats(ref: TensorRef, per_unit: bool = True) -> TensorStats:
     """Statistics of one tensor in one pass (one thread); see :func:`compute_all` for many."""
-    return _finish(ref, per_unit, [_accumulate(ref, per_unit, _units(ref), u0, u1) for u0, u1 in chunks(ref)],
-                   map)
+    mode = layout(ref, per_unit)
+    return _finish(ref, mode, [_accumulate(ref, mode, u0, u1) for u0, u1 in chunks(ref, mode)], map)
 
 
-def _units(ref: TensorRef) -> int:
-    return ref.units()
-
-
-def _finish(ref: TensorRef, per_unit: bool, parts: list[StatsAccumulator], mapper) -> TensorStats:
+def _finish(ref: TensorRef, mode: str, parts: list, mapper) -> TensorStats:
+    """Merge a tensor's chunk accumulators in order; confirm duplicates; count the tail if needed."""
     if not parts:
         return TensorStats()
     acc = parts[0]
     for p in parts[1:]:
         acc.merge(p)
-    st = acc.result(lambda idx: _Reader(ref).take(idx))
+    st = acc.result(lambda idx: _Reader(ref, "rows").take_units(idx))
     if math.isnan(st.tail_fraction) and st.finite:
         threshold = TAIL_RMS * st.rms
-        counts = mapper(lambda r: _tail_count(ref, threshold, *r), chunks(ref))
+        counts = mapper(lambda r: _tail_count(ref, threshold, *r), chunks(ref, "flat"))
         st.tail_fraction = sum(counts) / st.finite
     return st
 
@@ -212,14 +254,18 @@ def compute_all(model: Model, jobs: int | None = None, progress: bool | None = N
             if p.stats is None and id(p) not in seen:
                 seen.add(id(p))
                 todo.append((p, p is layer.weight and layer.is_matrix))
-    items = [(i, u0, u1) for i, (p, _) in enumerate(todo) for u0, u1 in chunks(p.tensor)]
+    modes = [layout(p.tensor, per_unit) for p, per_unit in todo]
+    items = [(i, u0, u1) for i, (p, _) in enumerate(todo) for u0, u1 in chunks(p.tensor, modes[i])]
     total = sum(p.tensor.size for p, _ in todo)
-    parts: dict[tuple[int, int], StatsAccumulator] = {}
+    parts: dict[tuple[int, int], object] = {}
 
-    def run(item: tuple[int, int, int]) -> StatsAccumulator:
+    def run(item: tuple[int, int, int]):
         i, u0, u1 = item
-        p, per_unit = todo[i]
-        return _accumulate(p.tensor, per_unit, p.tensor.units(), u0, u1)
+        return _accumulate(todo[i][0].tensor, modes[i], u0, u1)
+
+    def size(item: tuple[int, int, int]) -> int:
+        i, u0, u1 = item
+        return (u1 - u0) * _walk_extent(todo[i][0].tensor, modes[i])[1]
 
     pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="initcheck-stats") if jobs > 1 else None
     try:
@@ -227,25 +273,19 @@ def compute_all(model: Model, jobs: int | None = None, progress: bool | None = N
             if pool is None:
                 for item in items:
                     parts[item[:2]] = run(item)
-                    bar.advance(_item_size(todo, item), todo[item[0]][0].name)
+                    bar.advance(size(item), todo[item[0]][0].name)
             else:
                 futures = {pool.submit(run, item): item for item in items}
                 for fut in as_completed(futures):
                     item = futures[fut]
                     parts[item[:2]] = fut.result()
-                    bar.advance(_item_size(todo, item), todo[item[0]][0].name)
+                    bar.advance(size(item), todo[item[0]][0].name)
         mapper = map if pool is None else pool.map
-        for i, (p, per_unit) in enumerate(todo):
-            p.stats = _finish(p.tensor, per_unit, [parts[(i, u0)] for u0, _ in chunks(p.tensor)], mapper)
+        for i, (p, _) in enumerate(todo):
+            p.stats = _finish(p.tensor, modes[i], [parts[(i, u0)] for u0, _ in chunks(p.tensor, modes[i])], mapper)
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
     for p, _ in todo:  # an empty tensor still gets (empty) statistics
         if p.stats is None:
             p.stats = TensorStats()
-
-
-def _item_size(todo: list, item: tuple[int, int, int]) -> int:
-    i, u0, u1 = item
-    t = todo[i][0].tensor
-    return (u1 - u0) * max(t.size // max(t.units(), 1), 1)

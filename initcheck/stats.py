@@ -317,7 +317,9 @@ class StatsAccumulator:
         else:
             self._add_nonfinite(x, per_unit)
 
-    def _add_finite(self, x: np.ndarray, lo: float, hi: float, per_unit: bool) -> None:
+    def _add_finite(self, x: np.ndarray, lo: float, hi: float, per_unit: bool) -> tuple | None:
+        """Moments of a finite block; returns (d, d², pilot, exponent) of d = x·2^(−e) − pilot, or
+        None for a constant block (no sums)."""
         n = x.size
         flat = x.reshape(-1)
         if lo == hi:  # constant block: exact, no sums
@@ -327,7 +329,7 @@ class StatsAccumulator:
                 self.row_mean.append(np.full(x.shape[0], lo))
                 self.row_std.append(np.zeros(x.shape[0]))
                 self.constant_units += x.shape[0]
-            return
+            return None
         wd = x.dtype
         sc = self.scratch
         # pilot: median of a strided sample (within ~1 std of the mean); 0 when that is as good, which
@@ -375,6 +377,7 @@ class StatsAccumulator:
         self.mom.merge(n, math.ldexp(cs + mu, e), m2, m3, m4, e)
         if per_unit:
             self._per_unit(x, rs1, rs2, cs, e)
+        return d, d2, cs, e
 
     def _extremes(self, flat: np.ndarray, lo: float, hi: float, maybe_small: bool) -> None:
         """Zeros, subnormals and the counts at the extremes; each pass skipped when it cannot count
@@ -433,9 +436,17 @@ class StatsAccumulator:
         vals = b[np.isfinite(b)]
         if vals.size:
             self._add_finite(vals.reshape(1, -1), float(vals.min()), float(vals.max()), False)
-        if per_unit:  # no per-unit figures for a block with NaN/Inf
-            self.row_mean.append(np.full(x.shape[0], np.nan))
-            self.row_std.append(np.full(x.shape[0], np.nan))
+        if per_unit:  # units with a NaN/Inf get NaN figures; the block's other units exact, in float64
+            rows = b.reshape(x.shape)
+            ok = np.isfinite(rows).all(axis=1)
+            mean = np.full(x.shape[0], np.nan)
+            std = np.full(x.shape[0], np.nan)
+            if ok.any():
+                good = rows[ok]
+                mean[ok] = good.mean(axis=1)
+                std[ok] = good.std(axis=1)
+            self.row_mean.append(mean)
+            self.row_std.append(std)
 
     def add_long_unit(self, sub: "StatsAccumulator", sample: np.ndarray, start: int) -> None:
         """Fold in one unit longer than a block, accumulated separately in pieces (``sub``, without
@@ -549,8 +560,8 @@ class StatsAccumulator:
         same = (hs[1:] == hs[:-1]).all(axis=1)
         if not same.any():
             return 0
-        if read_rows is None:
-            return int(same.sum())
+        if read_rows is None or (self.per is not None and self.per <= HASH_COLUMNS):
+            return int(same.sum())  # exact when the sample is the whole unit
         in_group = np.zeros(order.size, bool)
         in_group[1:] |= same
         in_group[:-1] |= same
@@ -566,6 +577,166 @@ class StatsAccumulator:
                 else:
                     seen.add(key)
         return dup
+
+
+class ColumnUnitsAccumulator:
+    """Statistics of a tensor whose units are its last, contiguous axis (Keras kernels, transformers'
+    Conv1D): blocks are runs of stored rows (positions × all units), read in storage order with no
+    transposing copy; per-unit moments are column sums of d and d² (a BLAS vector-matrix product per
+    block), merged across blocks with the vectorized Chan update; constant units come from exact
+    column minima and maxima. ``add(x, start)``: x is (rows, units), ``start`` its first row.
+    """
+
+    def __init__(self, units: int, positions: int, stored_dtype: str = "float64", scratch: _Scratch | None = None):
+        self.flat = StatsAccumulator(False, None, stored_dtype, scratch)
+        self.scratch = self.flat.scratch
+        self.U, self.R = units, positions
+        self.rows = 0
+        self.mean = np.zeros(units)
+        self.m2 = np.zeros(units)  # M2 per unit · 2^(−2e)
+        self.e = 0
+        self.cmin = np.full(units, np.inf)
+        self.cmax = np.full(units, -np.inf)
+        self.bad = np.zeros(units, bool)  # units with a NaN/Inf
+        k = min(HASH_COLUMNS, positions)
+        self.hash_pos = np.unique(np.linspace(0, positions - 1, k).round().astype(np.intp))
+        self.hash_rows: list[tuple[int, np.ndarray]] = []
+        self.gram_mode = "off" if units < 2 or positions < 2 else ("rows" if units <= positions else "cols")
+        if self.gram_mode == "rows":  # Gram of sampled units: columns here
+            self.gram_pick = np.unique(np.linspace(0, units - 1, min(GRAM_SAMPLE, units)).round().astype(np.intp))
+        elif self.gram_mode == "cols":  # Gram of sampled input positions: stored rows here
+            self.gram_pick = np.unique(np.linspace(0, positions - 1, min(GRAM_SAMPLE, positions)).round().astype(np.intp))
+        self.gram = None
+        self.gram_rows: list[tuple[int, np.ndarray]] = []
+
+    def add(self, x: np.ndarray, start: int) -> None:
+        nb = x.shape[0]
+        flat = self.flat
+        flat.count += x.size
+        flat.units += nb
+        bmin, bmax = np.minimum.reduce(x, axis=0), np.maximum.reduce(x, axis=0)
+        lo, hi = float(bmin.min()), float(bmax.max())
+        if math.isfinite(lo) and math.isfinite(hi):
+            info = flat._add_finite(x, lo, hi, False)
+            if info is None:
+                self._merge_cols(nb, np.full(self.U, lo), np.zeros(self.U), 0)
+            else:
+                d, d2, cs, e = info
+                ones = self.scratch.ones(nb, x.dtype)
+                s1 = np.dot(ones, d).astype(np.float64)
+                s2 = np.dot(ones, d2).astype(np.float64)
+                mu = s1 / nb
+                m2 = np.maximum(s2 - s1 * mu, 0.0)
+                self._merge_cols(nb, np.ldexp(cs + mu, e) if e else cs + mu, m2, e)
+        else:
+            flat._add_nonfinite(x, False)
+            ok = np.isfinite(x)
+            self.bad |= ~ok.all(axis=0)
+            xf = np.where(ok, x, 0).astype(np.float64)
+            mu = xf.mean(axis=0)
+            self._merge_cols(nb, mu, ((xf - mu) ** 2).sum(axis=0), 0)
+            bmin, bmax = np.where(ok, x, np.inf).min(axis=0), np.where(ok, x, -np.inf).max(axis=0)
+        np.minimum(self.cmin, bmin, out=self.cmin)
+        np.maximum(self.cmax, bmax, out=self.cmax)
+        self._samples(x, start)
+
+    def _samples(self, x: np.ndarray, start: int) -> None:
+        stop = start + x.shape[0]
+        for pos_list, out in ((self.hash_pos, self.hash_rows),
+                              (self.gram_pick if self.gram_mode == "cols" else None, self.gram_rows)):
+            if pos_list is None:
+                continue
+            lo, hi = np.searchsorted(pos_list, start), np.searchsorted(pos_list, stop)
+            if hi > lo:
+                out.append((start, np.array(x[pos_list[lo:hi] - start], copy=True)))
+        if self.gram_mode == "rows":
+            sub = np.asarray(x[:, self.gram_pick], dtype=np.float64)
+            with np.errstate(over="ignore", invalid="ignore"):
+                g = sub.T @ sub
+                self.gram = g if self.gram is None else self.gram + g
+
+    def _merge_cols(self, nb: int, mean_b: np.ndarray, m2_b: np.ndarray, eb: int) -> None:
+        """Vectorized Chan update of every unit's (n, mean, M2) with a block of nb rows."""
+        na = self.rows
+        if na == 0:
+            self.e = eb
+        if eb > self.e:
+            self.m2 = np.ldexp(self.m2, 2 * (self.e - eb))
+            self.e = eb
+        if eb < self.e:
+            m2_b = np.ldexp(m2_b, 2 * (eb - self.e))
+        if na == 0:
+            self.mean, self.m2 = np.asarray(mean_b, dtype=np.float64).copy(), m2_b
+        else:
+            n = na + nb
+            delta = np.ldexp(mean_b, -self.e) - np.ldexp(self.mean, -self.e) if self.e else mean_b - self.mean
+            self.m2 = self.m2 + m2_b + delta * delta * (na * nb / n)
+            self.mean = self.mean + (np.ldexp(delta, self.e) if self.e else delta) * (nb / n)
+        self.rows = na + nb
+
+    def merge(self, other: "ColumnUnitsAccumulator") -> None:
+        """Append ``other``, the accumulator of the rows that follow."""
+        self.flat.merge(other.flat)
+        if other.rows:
+            m2o = other.m2
+            if other.e != self.e and self.rows:
+                e = max(self.e, other.e)
+                self.m2, m2o, self.e = np.ldexp(self.m2, 2 * (self.e - e)), np.ldexp(m2o, 2 * (other.e - e)), e
+            elif not self.rows:
+                self.e = other.e
+            na, nb = self.rows, other.rows
+            if na == 0:
+                self.mean, self.m2 = other.mean.copy(), m2o.copy()
+            else:
+                n = na + nb
+                delta = np.ldexp(other.mean, -self.e) - np.ldexp(self.mean, -self.e)
+                self.m2 = self.m2 + m2o + delta * delta * (na * nb / n)
+                self.mean = self.mean + np.ldexp(delta, self.e) * (nb / n)
+            self.rows = na + nb
+        np.minimum(self.cmin, other.cmin, out=self.cmin)
+        np.maximum(self.cmax, other.cmax, out=self.cmax)
+        self.bad |= other.bad
+        self.hash_rows += other.hash_rows
+        self.gram_rows += other.gram_rows
+        if other.gram is not None:
+            with np.errstate(over="ignore", invalid="ignore"):
+                self.gram = other.gram.copy() if self.gram is None else self.gram + other.gram
+
+    def result(self, read_units: Callable[[np.ndarray], np.ndarray] | None = None) -> TensorStats:
+        st = self.flat.result()
+        if not self.rows:
+            return st
+        std = np.ldexp(np.sqrt(self.m2 / self.rows), self.e)
+        mean = self.mean.copy()
+        constant = (self.cmin == self.cmax) & ~self.bad
+        std[constant] = 0.0
+        mean[constant] = self.cmin[constant]
+        std[self.bad] = np.nan
+        mean[self.bad] = np.nan
+        st.units = self.U
+        st.constant_units = int(constant.sum())
+        st.unit_rms = np.hypot(mean, std)
+        good = std[~self.bad]
+        if good.size and st.std and st.std > 0:
+            st.unit_std_spread = float((good / st.std).std())
+        st.duplicate_units = self._duplicates(read_units)
+        if self.gram_mode == "rows":
+            st.sample_gram = self.gram
+        elif self.gram_mode == "cols" and self.gram_rows:
+            rows = np.concatenate([r for _, r in sorted(self.gram_rows, key=lambda sr: sr[0])]).astype(np.float64)
+            with np.errstate(over="ignore", invalid="ignore"):
+                st.sample_gram = rows @ rows.T
+        return st
+
+    def _duplicates(self, read_units: Callable[[np.ndarray], np.ndarray] | None) -> int:
+        if not self.hash_rows or self.U < 2:
+            return 0
+        sample = np.concatenate([r for _, r in sorted(self.hash_rows, key=lambda sr: sr[0])])  # (k, U)
+        good = np.nonzero(~self.bad)[0]
+        acc = StatsAccumulator(True, self.U, scratch=self.scratch)
+        acc.keys = [(good, sample_hashes(np.ascontiguousarray(sample.T[good])))]
+        acc.per = self.R if self.R > sample.shape[0] else sample.shape[0]
+        return acc._duplicates(read_units if self.R > sample.shape[0] else None)
 
 
 class _GramSample:
@@ -612,8 +783,9 @@ class _GramSample:
         if self.pending:
             sub = np.concatenate(self.pending)
             self.pending = []
-            g = sub.T @ sub
-            self.col_gram = g if self.col_gram is None else self.col_gram + g
+            with np.errstate(over="ignore", invalid="ignore"):  # 1e200-sized values: an inf Gram, as numpy gives
+                g = sub.T @ sub
+                self.col_gram = g if self.col_gram is None else self.col_gram + g
 
     def merge(self, other: "_GramSample") -> None:
         self.flush()
@@ -622,13 +794,15 @@ class _GramSample:
             self.mode, self.row_pick = other.mode, other.row_pick
         self.rows += other.rows
         if other.col_gram is not None:
-            self.col_gram = other.col_gram.copy() if self.col_gram is None else self.col_gram + other.col_gram
+            with np.errstate(over="ignore", invalid="ignore"):
+                self.col_gram = other.col_gram.copy() if self.col_gram is None else self.col_gram + other.col_gram
 
     def result(self) -> np.ndarray | None:
         self.flush()
         if self.mode == "rows" and self.rows:
             r = np.concatenate([rows for _, rows in sorted(self.rows, key=lambda sr: sr[0])])
-            return r @ r.T
+            with np.errstate(over="ignore", invalid="ignore"):
+                return r @ r.T
         if self.mode == "cols":
             return self.col_gram
         return None

@@ -195,13 +195,15 @@ def main() -> None:
 @click.option("--quiet", "-q", is_flag=True, help="Only warnings and errors: no table, no summary when clean.")
 @click.option("--no-color", is_flag=True, help="Never color the output (also: the NO_COLOR variable).")
 @click.option("--no-progress", is_flag=True, help="Never show a progress bar.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+              help="Threads for the statistics pass (default: all CPUs; results do not depend on it).")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def check(paths: tuple[str, ...], fmt: str | None, output: str | None, config_file: str | None, isolated: bool,
           fail_on: str | None, exit_zero: bool, select: tuple[str, ...], extend_select: tuple[str, ...],
           ignore: tuple[str, ...], extend_ignore: tuple[str, ...], trust: bool, activation: str | None,
           model_factory: str | None, input_shape: str | None, baseline: str | None, update_baseline: bool,
           statistics: bool, plot: str | None, html: str | None, quiet: bool, no_color: bool, no_progress: bool,
-          debug: bool, **extra: Any) -> None:
+          debug: bool, jobs: int | None = None, **extra: Any) -> None:
     """Check the initialization of one or more models (PATHS: files or model directories).
 
     Settings come from the nearest pyproject.toml [tool.initcheck] (or --config); flags override them.
@@ -238,7 +240,8 @@ def check(paths: tuple[str, ...], fmt: str | None, output: str | None, config_fi
             from .render.plot import require_matplotlib
 
             require_matplotlib("--plot")
-        options = CheckOptions(trust=trust, progress=False if no_progress else None, **settings.check_kwargs())
+        options = CheckOptions(trust=trust, progress=False if no_progress else None, jobs=jobs,
+                               **settings.check_kwargs())
         select_rules(options.select, options.ignore)
         accepted = None
         if settings.baseline and not update_baseline:

@@ -49,8 +49,8 @@ def _gain_fix(model: Model, trend: Trend) -> str:
     if gains and sound:
         g, s = median(gains), median(sound)
         return (f"each {group} layer has gain {_fmt(g)} (rms(Wx)/rms(x)) where a sound init for its activation "
-                f"has {_fmt(s)}: scale its weights by {_fmt(s / g)}, or reinitialize with `initcheck fix` "
-                "(He for ReLU: torch.nn.init.kaiming_normal_(w, nonlinearity='relu'))")
+                f"has {_fmt(s)}: scale its weights by {_fmt(s / g)}, or reinitialize with `initcheck fix` (the "
+                "scheme for its activation, e.g. He for ReLU: torch.nn.init.kaiming_normal_(w, nonlinearity='relu'))")
     return "reinitialize the layers with the scheme for their activation (`initcheck fix`), or add a normalization"
 
 

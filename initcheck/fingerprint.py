@@ -35,7 +35,7 @@ TRUNC_RATIO = 2.0 / TRUNC_STD_FACTOR  # max/std of a normal cut at ±2σ
 # (excess kurtosis, its SE·√n, max/std, its SE·√n)
 SHAPES = {
     "uniform": (-1.2, 1.15, SQRT3, 0.75),
-    "truncated_normal": (-0.6345, 2.0, TRUNC_RATIO, 1.3),
+    "truncated_normal": (-0.6345, 2.0, TRUNC_RATIO, 1.3),  # at ±2σ; any cut: _shape_scores
     "normal": (0.0, 4.9, None, None),
 }
 # Fixed scales frameworks and model zoos use: N(0, σ) / U(±a).
@@ -63,11 +63,17 @@ class Candidate:
     gain: float
     std: float
     prior: float
-    fans: str  # "data-flow" or "framework"
+    fans: str  # "data-flow", "framework" or "none"
+    uncorrected: bool = False  # a truncated draw whose std was not corrected for the cut (torch trunc_normal_)
 
 
-def candidates(layer: Layer) -> list[Candidate]:
-    """Every scheme of the table instantiated with this layer's fans, gains and conventions."""
+def candidates(layer: Layer, cut: float | None = None) -> list[Candidate]:
+    """Every scheme of the table instantiated with this layer's fans, gains and conventions.
+
+    With a truncation ``cut`` (the layer's values look like a normal cut at ±cut·σ), each scheme also
+    appears uncorrected: torch's ``trunc_normal_(std=s, a=−c·s, b=c·s)`` keeps σ = s before the cut, so
+    the result has std s·σ_c; Keras' VarianceScaling divides by σ_c first, giving exactly the scheme's std.
+    """
     out: list[Candidate] = []
     fan_sets = []
     if layer.fan_in and layer.fan_out:
@@ -82,49 +88,110 @@ def candidates(layer: Layer) -> list[Candidate]:
                              0.8 * fan_prior, fans_name))
         for gname, g, prior in _gains():
             # Xavier is mostly used with gain 1 (or tanh's), He with a ReLU-family gain: ties go that way
-            x_prior = prior * (1.0 if gname in ("linear", "tanh") else 0.5)
+            x_prior = prior * (1.0 if gname in ("linear", "tanh") else 0.3)
             h_prior = prior * (0.5 if gname == "linear" else 1.0)
             out.append(Candidate(XAVIER_NORMAL, "xavier", "fan_avg", gname, g, XAVIER_NORMAL.std(fi, fo, g),
                                  x_prior * fan_prior, fans_name))
             for mode, mode_prior in (("fan_in", 1.0), ("fan_out", 0.7)):
-                s = HE_NORMAL.with_mode(mode)
-                out.append(Candidate(s, "he", mode, gname, g, s.std(fi, fo, g), h_prior * mode_prior * fan_prior,
+                sch = HE_NORMAL.with_mode(mode)
+                out.append(Candidate(sch, "he", mode, gname, g, sch.std(fi, fo, g), h_prior * mode_prior * fan_prior,
                                      fans_name))
+    if cut is not None:
+        sigma_c = truncated_moments(cut)[0]
+        out += [Candidate(c.scheme, c.family, c.mode, c.gain_name, c.gain, c.std * sigma_c, 0.5 * c.prior,
+                          c.fans, True) for c in list(out) if c.family != "uniform"]
     for sigma in COMMON_FIXED_STDS:
         out.append(Candidate(fixed_normal(sigma), "normal", None, None, 1.0, sigma, 0.5, "none"))
-        # a normal of nominal σ cut at ±2σ without Keras' correction (keras TruncatedNormal,
-        # torch trunc_normal_(std=σ, a=-2σ, b=2σ)) has std 0.8796·σ
+        # a normal of nominal σ cut at ±c·σ without Keras' correction (keras TruncatedNormal, torch
+        # trunc_normal_(std=σ, a=-cσ, b=cσ)) has std σ_c·σ
+        sigma_c = truncated_moments(cut)[0] if cut is not None else TRUNC_STD_FACTOR
         out.append(Candidate(fixed_normal(sigma), "normal", None, "truncated", 1.0,
-                             sigma * TRUNC_STD_FACTOR, 0.5, "none"))
+                             sigma * sigma_c, 0.5, "none", True))
     return out
 
 
-def _shape_scores(st: TensorStats) -> dict[str, float]:
-    """Chi-square-like distance of the observed shape from each distribution (smaller is closer)."""
+MIN_CUT, MAX_CUT = 1.5, 3.5
+
+
+def truncated_moments(cut: float) -> tuple[float, float, float]:
+    """(std, excess kurtosis, max/std) of a standard normal truncated to [−cut, cut].
+
+    With Z = 2Φ(c) − 1: E[x²] = 1 − 2cφ(c)/Z and E[x⁴] = 3E[x²] − 2c³φ(c)/Z.
+    """
+    phi = math.exp(-0.5 * cut * cut) / math.sqrt(2 * math.pi)
+    z = math.erf(cut / math.sqrt(2))
+    m2 = 1.0 - 2.0 * cut * phi / z
+    m4 = 3.0 * m2 - 2.0 * cut ** 3 * phi / z
+    sd = math.sqrt(m2)
+    return sd, m4 / (m2 * m2) - 3.0, cut / sd
+
+
+def cut_from_ratio(ratio: float) -> float | None:
+    """The cut c (in σ of the untruncated normal) whose max/std is ``ratio``, within [1.5, 3.5]: cuts
+    below 1.5σ are indistinguishable from a uniform at realistic sizes, above 3.5σ from a normal."""
+    if not (truncated_moments(MIN_CUT)[2] < ratio < truncated_moments(MAX_CUT)[2]):
+        return None
+    lo, hi = MIN_CUT, MAX_CUT
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if truncated_moments(mid)[2] < ratio:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+def _kurtosis_se(kappa: float) -> float:
+    """SE·√n of the sample kurtosis for the scheme families, interpolated in κ between the simulated
+    uniform (−1.2: 1.15), 2σ-truncated (−0.634: 2.0) and normal (0: 4.9) values."""
+    pts = [(-1.2, 1.15), (-0.6345, 2.0), (0.0, 4.9)]
+    if kappa <= pts[0][0]:
+        return pts[0][1]
+    for (k0, s0), (k1, s1) in zip(pts, pts[1:]):
+        if kappa <= k1:
+            return s0 + (s1 - s0) * (kappa - k0) / (k1 - k0)
+    return pts[-1][1]
+
+
+def _shape_scores(st: TensorStats) -> dict[str, tuple[float, float | None]]:
+    """Chi-square-like distance of the observed shape from each family (smaller is closer), and the
+    truncation cut for the truncated family (estimated from max/std: the extremes sit at the cut)."""
     n = st.finite
     k = st.excess_kurtosis
     r = st.std_ratio_max_abs
-    scores = {}
+    scores: dict[str, tuple[float, float | None]] = {}
     for name, (k0, k_se, r0, r_se) in SHAPES.items():
+        cut = None
+        if name == "truncated_normal":
+            cut = cut_from_ratio(r) or (MIN_CUT if r < TRUNC_RATIO else 2.0)
+            _, k0, r0 = truncated_moments(cut)
+            k_se = _kurtosis_se(k0)
+            r_se = 1.3
         z = ((k - k0) / (k_se / math.sqrt(n))) ** 2
         if r0 is not None:
             z += ((r - r0) / (r_se / math.sqrt(n))) ** 2
         elif r < TRUNC_RATIO * 0.98 and n >= 256:  # a normal sample of this size exceeds the 2σ cut
             z += 25.0
-        scores[name] = z
+        scores[name] = (z, cut)
     return scores
 
 
 def distribution_of(st: TensorStats) -> tuple[str | None, float]:
     """(distribution, confidence) from shape statistics; (None, 0) when too small or nothing fits."""
+    dist, conf, _ = distribution_and_cut(st)
+    return dist, conf
+
+
+def distribution_and_cut(st: TensorStats) -> tuple[str | None, float, float | None]:
+    """(distribution, confidence, truncation cut in σ or None)."""
     if st.finite < MIN_ELEMENTS or not (st.std > 0) or not math.isfinite(st.excess_kurtosis):
-        return None, 0.0
+        return None, 0.0, None
     scores = _shape_scores(st)
-    best = min(scores, key=scores.get)
-    if scores[best] > 30.0:  # nothing fits: heavy tails (trained) or a shape no scheme draws
-        return None, 0.0
-    weights = {k: math.exp(-0.5 * min(v, 700)) for k, v in scores.items()}
-    return best, weights[best] / sum(weights.values())
+    best = min(scores, key=lambda k: scores[k][0])
+    if scores[best][0] > 30.0:  # nothing fits: heavy tails (trained) or a shape no scheme draws
+        return None, 0.0, None
+    weights = {k: math.exp(-0.5 * min(v[0], 700)) for k, v in scores.items()}
+    return best, weights[best] / sum(weights.values()), scores[best][1]
 
 
 def _orthonormal(layer: Layer) -> float | None:
@@ -175,7 +242,7 @@ def fingerprint(layer: Layer) -> dict:
     n = st.finite
     if n < MIN_ELEMENTS:
         return {**result, "label": "unknown (too few weights)"}
-    dist, dist_conf = distribution_of(st)
+    dist, dist_conf, cut = distribution_and_cut(st)
     gain = _orthonormal(layer) if dist in ("normal", None) or n < 4096 else None
     if gain is not None:
         label = "orthogonal" + ("" if abs(gain - 1) < 0.01 else f"(gain={gain:.3g})")
@@ -183,11 +250,11 @@ def fingerprint(layer: Layer) -> dict:
                 "label": label, "gain": gain}
     if dist is None:
         return {**result, "label": "unknown (shape fits no scheme)"}
-    kappa = SHAPES[dist][0]
+    kappa = SHAPES[dist][0] if dist != "truncated_normal" else truncated_moments(cut)[1]
     se = math.sqrt((kappa + 2.0) / (4.0 * n))
     rms = st.rms
     scored = []
-    for c in candidates(layer):
+    for c in candidates(layer, cut if dist == "truncated_normal" else None):
         if c.family == "normal" and (dist == "uniform" or (c.gain_name == "truncated") != (dist == "truncated_normal")):
             continue
         z = math.log(rms / c.std) / se
@@ -197,28 +264,40 @@ def fingerprint(layer: Layer) -> dict:
         return result
     scored.sort(key=lambda x: x[0])
     best_score, best_z, best = scored[0]
-    if abs(best_z) > 4.5 and abs(math.log(rms / best.std)) > 0.05:
-        return {**result, "distribution": dist, "label": f"{dist}, no scheme",
-                "confidence": round(dist_conf, 3)}
+    if abs(best_z) > CLAIM_Z and abs(math.log(rms / best.std)) > QUANTIZATION_TOLERANCE:
+        # never claim a candidate several standard errors away: say what the data show instead
+        return {**result, "distribution": dist, "label": f"{_short(dist, cut)}, no scheme",
+                "confidence": round(dist_conf, 3), "cut": cut}
     # candidates whose std is within one standard error of the best one's cannot be told apart by the data
     # (a square layer cannot tell He(fan_in), He(fan_out), Xavier and LeCun; gains 1.39 and 1.41 look
     # alike): they are one answer, named by the most common member; confidence is that answer's share
     tie = max(0.01, se)
     total = group = 0.0
+    alternatives: list[str] = []
     for score, z, c in scored:
         w = math.exp(-min(score, 700))
         total += w
         if abs(math.log(c.std / best.std)) < tie:
             group += w
+        elif abs(z) <= ALTERNATIVE_Z:
+            label = _label(c, dist, cut)
+            if label not in alternatives and len(alternatives) < 4:
+                alternatives.append(label)
     confidence = (group / total if total else 0.0) * dist_conf
-    scheme = best.family
-    label = _label(best, dist)
-    out = {**result, "scheme": scheme, "mode": best.mode, "distribution": dist,
+    label = _label(best, dist, cut)
+    out = {**result, "scheme": best.family, "mode": best.mode, "distribution": dist,
            "confidence": round(confidence, 3), "label": label, "gain": best.gain,
-           "fans": best.fans, "scheme_std": best.std}
+           "fans": best.fans, "scheme_std": best.std, "z": round(best_z, 2), "alternatives": alternatives}
+    if cut is not None and dist == "truncated_normal":
+        out["cut"] = round(cut, 3)
     if confidence < MIN_CONFIDENCE:
         out.update({"scheme": "unknown", "mode": None, "label": f"unknown (maybe {label})"})
     return out
+
+
+CLAIM_Z = 4.0  # a candidate this many standard errors from the observed std is not the answer
+ALTERNATIVE_Z = 2.5  # candidates within this many standard errors are listed as alternatives
+QUANTIZATION_TOLERANCE = 0.002  # stds within 0.2% agree whatever n (bf16 rounding and fan conventions)
 
 
 class _Fixed:
@@ -239,15 +318,22 @@ def _uniform_fixed(rms: float, se: float, dist: str):
     return out
 
 
-def _label(c, dist: str) -> str:
+def _short(dist: str, cut: float | None = None) -> str:
+    if dist == "truncated_normal" and cut is not None and abs(cut - 2.0) > 0.15:
+        return f"trunc_normal(±{cut:.2g}σ)"
+    return {"uniform": "uniform", "normal": "normal", "truncated_normal": "trunc_normal"}[dist]
+
+
+def _label(c, dist: str, cut: float | None = None) -> str:
     if isinstance(c, _Fixed):
         return f"U(±{c.bound:g})"
     short = {"uniform": "uniform", "normal": "normal", "truncated_normal": "trunc_normal"}[dist]
+    cut_text = f"±{cut:.2g}σ" if cut is not None else "±2σ"
     if c.family == "uniform":
         return "U(±1/√fan_in)" if dist == "uniform" else f"{short}, std 1/√(3·fan_in)"
     if c.family == "normal":
         sigma = c.scheme.fixed_std
-        return f"N(0, {sigma:g})" if dist == "normal" else f"{short}(std={sigma:g}, cut ±2σ)"
+        return f"N(0, {sigma:g})" if dist == "normal" else f"{short}(std={sigma:g}, cut {cut_text})"
     name = {"he": "he", "xavier": "xavier", "lecun": "lecun"}[c.family]
     text = f"{name}_{short}"
     extras = []
@@ -258,6 +344,8 @@ def _label(c, dist: str) -> str:
         extras.append(c.gain_name)
     if c.fans == "framework":
         extras.append("framework fans")
+    if getattr(c, "uncorrected", False):
+        extras.append(f"uncorrected cut {cut_text}")
     return text + (f"({', '.join(extras)})" if extras else "")
 
 

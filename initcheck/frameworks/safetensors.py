@@ -110,14 +110,19 @@ def parse_header(raw: bytes) -> dict:
     return header
 
 
+def _json_type(value: object) -> str:
+    return {dict: "an object", list: "a list", str: "a string", int: "an integer", bool: "a boolean",
+            type(None): "null"}.get(type(value), type(value).__name__)
+
+
 def _check_metadata(meta: object) -> None:
     if meta is None:
         return
     if not isinstance(meta, dict):
-        raise _HeaderError(f"__metadata__ is a {type(meta).__name__}, not a map of strings to strings")
+        raise _HeaderError(f"__metadata__ is {_json_type(meta)}, not a map of strings to strings")
     for k, v in meta.items():
         if not isinstance(v, str):
-            raise _HeaderError(f"__metadata__ value of {k!r} is a {type(v).__name__}, not a string")
+            raise _HeaderError(f"__metadata__ value of {k!r} is {_json_type(v)}, not a string")
         _checked_text(v, "__metadata__")
 
 

@@ -423,14 +423,15 @@ def fix_cmd(path: str, out: str | None, scheme: str, layer_globs: tuple[str, ...
               default="table", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report to this file (atomically).")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Also draw RMS by depth (forward, backward) to this PNG.")
+@click.option("--html", type=click.Path(dir_okay=False), help="Also write the table and plot as one HTML page.")
 @click.option("--select", multiple=True, help="Only these IC4xx codes or prefixes (comma-separated).")
 @click.option("--ignore", multiple=True, help="Skip these codes or prefixes (comma-separated).")
 @click.option("--fail-on", type=click.Choice(FAIL_ON), default="error", show_default=True)
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def probe_cmd(path: str | None, trust: bool, activation: str | None, model_factory: str | None,
               input_shape: str | None, data: str | None, lr: float | None, widths: str | None, seed: int, fmt: str,
-              output: str | None, plot: str | None, select: tuple[str, ...], ignore: tuple[str, ...], fail_on: str,
-              debug: bool) -> None:
+              output: str | None, plot: str | None, html: str | None, select: tuple[str, ...],
+              ignore: tuple[str, ...], fail_on: str, debug: bool) -> None:
     """Measure signal propagation: one forward and one backward pass (eval mode, random cotangent, no
     optimizer step, weights untouched) and the IC4xx rules on what it saw; --widths runs the coord check."""
     from .probe.command import run
@@ -439,7 +440,8 @@ def probe_cmd(path: str | None, trust: bool, activation: str | None, model_facto
         with _errors_name(path or model_factory or "probe", debug):
             report = run(path, model_factory=model_factory, trust=trust, activation=activation,
                          input_shape=input_shape, data=data, lr=lr, widths=widths, seed=seed, fmt=fmt,
-                         output=output, plot=plot, select=_split_codes(select), ignore=_split_codes(ignore))
+                         output=output, plot=plot, html=html, select=_split_codes(select),
+                         ignore=_split_codes(ignore))
     except InitcheckError as e:
         _fail(str(e), debug)
     sys.exit(report.exit_code(fail_on))

@@ -67,10 +67,13 @@ def test_json_has_every_measurement(files, tmp_path):
 
 def test_plot_is_written(files, tmp_path):
     pytest.importorskip("matplotlib")
-    png = tmp_path / "probe.png"
-    res = invoke("probe", str(files / "mlp.pt"), "--model", str(files / "nets.py") + ":mlp", "--plot", str(png))
+    png, page = tmp_path / "probe.png", tmp_path / "probe.html"
+    res = invoke("probe", str(files / "mlp.pt"), "--model", str(files / "nets.py") + ":mlp", "--plot", str(png),
+                 "--html", str(page))
     assert res.exit_code == 1
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = page.read_text()
+    assert "data:image/png;base64," in text and "IC401" in text
 
 
 def test_coord_check_on_the_command_line(files):
@@ -98,7 +101,7 @@ def test_a_tensor_file_without_its_architecture_is_refused(files):
 
 
 def test_probe_rules_explain_themselves():
-    from initcheck.rules import probe as _  # noqa: F401  (until the registry imports it)
+    import initcheck.rules.probe  # noqa: F401  (registers IC4xx until the registry imports it)
 
     res = invoke("explain", "IC401")
     assert res.exit_code == 0 and "√2.5" in res.output and "sampling" in res.output

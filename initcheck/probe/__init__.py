@@ -86,8 +86,11 @@ class CoordReport:
 
 
 def _rules(select: Sequence[str] | None, ignore: Sequence[str] | None):
+    import importlib
+
     from ..rules import select_rules
-    from ..rules import probe as _probe_rules  # noqa: F401  (registers IC4xx until the registry imports it)
+
+    importlib.import_module("..rules.probe", __name__)  # registers IC4xx (until the registry imports it)
 
     return select_rules(list(select) if select else ["IC4"], ignore)
 

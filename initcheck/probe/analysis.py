@@ -2,7 +2,8 @@
 
 **Depth groups.** Signals are compared like with like: the copies of one layer at different depths
 (``h.0.attn.c_attn`` … ``h.23.attn.c_attn``; ``0``, ``2`` … ``62`` in a Sequential; ``fc1`` … ``fc9``) form one
-group, keyed by the layer name with its numbers replaced by ``#`` and its kind. A matrix layer contributes
+group, keyed by the layer name with its numbers replaced by ``#`` (a trailing number dropped, so Keras'
+``dense``, ``dense_1`` … group) and its kind. A matrix layer contributes
 its output RMS; a normalization its *input* RMS (in a pre-norm network that is the residual stream, which
 the normalized outputs never show).
 
@@ -27,7 +28,7 @@ from statistics import median
 from .result import CoordPoint, LayerProbe
 from .thresholds import DRIFT_Z, MIN_DEPTH
 
-_NUMBER = re.compile(r"\d+")
+_NUMBER = re.compile(r"_?\d+")
 NORM_KINDS = frozenset({"batchnorm", "layernorm", "groupnorm", "rmsnorm", "instancenorm", "norm"})
 
 
@@ -53,7 +54,9 @@ class Trend:
 
 
 def group_key(lp: LayerProbe) -> str:
-    return f"{_NUMBER.sub('#', lp.name)} ({lp.kind})"
+    """``h.3.ln_1`` → ``h.#.ln (layernorm)``; ``dense`` and ``dense_2`` (Keras' names) → ``dense (linear)``."""
+    key = _NUMBER.sub("#", lp.name).rstrip("#") or "#"
+    return f"{key} ({lp.kind})"
 
 
 def forward_value(lp: LayerProbe) -> float | None:

@@ -21,7 +21,8 @@ def parse_widths(text: str) -> list[int]:
 
 def run(path: str | None, *, model_factory: str | None, trust: bool, activation: str | None,
         input_shape: str | None, data: str | None, lr: float | None, widths: str | None, seed: int, fmt: str,
-        output: str | None, plot: str | None, select: list[str] | None, ignore: list[str] | None) -> Any:
+        output: str | None, plot: str | None, select: list[str] | None, ignore: list[str] | None,
+        html: str | None = None) -> Any:
     """Probe PATH (or run the coord check with --widths); write the output; return the report."""
     from ..config import parse_shape
     from . import DEFAULT_COORD_LR, DEFAULT_LR, coord_check, probe
@@ -56,4 +57,8 @@ def run(path: str | None, *, model_factory: str | None, trust: bool, activation:
         from ..render.probe_plot import write_probe_plot
 
         click.echo(f"initcheck: wrote {write_probe_plot(report, plot)}", err=True)
+    if html:
+        from ..render.probe_plot import write_probe_html
+
+        click.echo(f"initcheck: wrote {write_probe_html(report, html)}", err=True)
     return report

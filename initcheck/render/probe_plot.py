@@ -122,3 +122,30 @@ def write_probe_plot(report: ProbeReport | CoordReport, path: str) -> str:
     """Write the probe's PNG atomically; returns the path."""
     atomic_write_bytes(path, probe_png(report))
     return path
+
+
+def probe_html(report: ProbeReport | CoordReport) -> str:
+    """A self-contained HTML page: the probe's table and findings, and its plot (when matplotlib is there)."""
+    import base64
+    import html
+
+    from ..errors import MissingDependencyError
+    from ..probe.render import render
+
+    try:
+        require_matplotlib("--html plots")
+        img = ('<img alt="RMS by depth" style="max-width:100%" src="data:image/png;base64,'
+               + base64.b64encode(probe_png(report)).decode("ascii") + '">')
+    except MissingDependencyError as e:
+        img = f"<p>{html.escape(str(e))}</p>"
+    title = getattr(report.measurements, "path", None) or f"coord check of {report.measurements.factory}"
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>initcheck probe: "
+            f"{html.escape(title)}</title></head><body><h1>initcheck probe: {html.escape(title)}</h1>"
+            f"{img}<pre>{html.escape(render(report, 'table'))}</pre></body></html>\n")
+
+
+def write_probe_html(report: ProbeReport | CoordReport, path: str) -> str:
+    from ..io import atomic_write_text
+
+    atomic_write_text(path, probe_html(report))
+    return path

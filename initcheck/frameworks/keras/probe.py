@@ -129,7 +129,6 @@ def run_pass(model: Model, inputs: list[np.ndarray], *, seed: int, lr: float,
     variables = {la.name: [v for v in (getattr(kl, "kernel", None), getattr(kl, "gamma", None),
                                         getattr(kl, "embeddings", None)) if v is not None][:1]
                  for la, kl in covered}
-    weights = [v[0] for v in variables.values() if v]
     all_vars = list(obj.trainable_variables)
     records: dict[str, LayerProbe] = {}
     with _probe_mode(obj, list(by_name.values())):

@@ -6,14 +6,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP_FLAGS ?= -q --disable-pip-version-check
 
-.PHONY: demo test install fixtures bench clean zoo-deps sweep
+.PHONY: demo test install fixtures bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install $(PIP_FLAGS) --upgrade pip
 	# constraints.txt pins torch==2.13.0 (the CPU build); the package metadata keeps honest ranges
 	$(PY) -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[all,test]'
-	$(MAKE) zoo-deps
 	touch $@
 
 install: $(VENV)/.installed
@@ -35,17 +34,6 @@ BENCH_DATA ?= /tmp/initcheck-bench
 bench: install
 	-$(PY) -m pip install $(PIP_FLAGS) -c constraints.txt weightwatcher
 	$(PY) benchmarks/bench_speed.py --data $(BENCH_DATA)
-
-# timm, torchvision and keras-hub for the model zoo, outside .venv (benchmarks/zoo/_env.py says why)
-ZOO_SITE := .cache/zoo-site
-zoo-deps: $(ZOO_SITE)/.installed
-$(ZOO_SITE)/.installed: benchmarks/zoo/requirements.txt
-	$(PY) -m pip install $(PIP_FLAGS) --no-deps --upgrade --target $(ZOO_SITE) -r benchmarks/zoo/requirements.txt
-	touch $@
-
-# the stock sweep over every zoo model, in memory and tensor-only, with planted faults (docs/corpus.md)
-sweep: install
-	$(PY) benchmarks/corpus/stock_sweep.py --out bench-out/sweep
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -6,13 +6,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP_FLAGS ?= -q --disable-pip-version-check
 
-.PHONY: demo test install fixtures bench clean
+.PHONY: demo test install fixtures bench clean fuzz hostile zoo-deps sweep
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install $(PIP_FLAGS) --upgrade pip
 	# constraints.txt pins torch==2.13.0 (the CPU build); the package metadata keeps honest ranges
 	$(PY) -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[all,test]'
+	$(MAKE) zoo-deps
 	touch $@
 
 install: $(VENV)/.installed
@@ -31,9 +32,28 @@ fixtures: install
 # numpy floor, naive script, initcheck -j 1 / all CPUs and WeightWatcher on GPT-2 small and a synthetic
 # Llama-7B (13.5 GB, built under BENCH_DATA and deleted afterwards); WeightWatcher is optional
 BENCH_DATA ?= /tmp/initcheck-bench
+# mutation fuzzer: 1,500 mutants of 11 seed formats (tests/fuzz_formats.py; a short run is in `make test`)
+fuzz: install
+	$(PY) tests/fuzz_formats.py --mutants 1500 --seed 1
+
+# the hostile corpus, each case through the CLI in its own process, with its figures
+hostile: install
+	$(PY) tests/hostile/run_corpus.py
+
 bench: install
 	-$(PY) -m pip install $(PIP_FLAGS) -c constraints.txt weightwatcher
 	$(PY) benchmarks/bench_speed.py --data $(BENCH_DATA)
+
+# timm, torchvision and keras-hub for the model zoo, outside .venv (benchmarks/zoo/_env.py says why)
+ZOO_SITE := .cache/zoo-site
+zoo-deps: $(ZOO_SITE)/.installed
+$(ZOO_SITE)/.installed: benchmarks/zoo/requirements.txt
+	$(PY) -m pip install $(PIP_FLAGS) --no-deps --upgrade --target $(ZOO_SITE) -r benchmarks/zoo/requirements.txt
+	touch $@
+
+# the stock sweep over every zoo model, in memory and tensor-only, with planted faults (docs/corpus.md)
+sweep: install
+	$(PY) benchmarks/corpus/stock_sweep.py --out bench-out/sweep
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

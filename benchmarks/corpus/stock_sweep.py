@@ -271,13 +271,22 @@ def main(argv: list[str] | None = None) -> int:
             names = [e.name for e in zoo.entries(args.framework, args.library)]
         if args.fresh and results.exists():
             results.unlink()
-        todo = [n for n in names if n not in done_names(results)]
+        todo = interleave([n for n in names if n not in done_names(results)])
         print(f"{len(names)} models, {len(todo)} to run, {args.jobs} workers -> {out}", flush=True)
         chunks = [todo[i:i + args.chunk] for i in range(0, len(todo), args.chunk)]
         run_parallel(chunks, out, args.timeout, args.jobs)
     write_summaries(out)
     print(f"summary: {out / 'summary.md'}")
     return 0
+
+
+def interleave(names: list[str]) -> list[str]:
+    """Round-robin over libraries, so a partial sweep already covers every library."""
+    by_library: dict[str, list[str]] = defaultdict(list)
+    for name in names:
+        by_library[name.split("/")[0]].append(name)
+    queues = [by_library[k] for k in sorted(by_library)]
+    return [q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)]
 
 
 def run_parallel(chunks: list[list[str]], out: Path, timeout: int, jobs: int) -> None:

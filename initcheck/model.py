@@ -40,6 +40,9 @@ class TensorRef:
         self._raw = raw
         self._decode = decode
         self.unit_axis = unit_axis if len(self.shape) else 0
+        # Statistics computed where the tensor lives (a GPU), ``device_stats(per_unit) -> TensorStats``;
+        # set by the torch adapter for accelerator tensors. None: the numpy pass reads ``raw()``.
+        self.device_stats: Callable[[bool], Any] | None = None
 
     @property
     def size(self) -> int:

@@ -253,7 +253,11 @@ def compute_all(model: Model, jobs: int | None = None, progress: bool | None = N
         for p in layer.params:
             if p.stats is None and id(p) not in seen:
                 seen.add(id(p))
-                todo.append((p, p is layer.weight and layer.is_matrix))
+                per_unit = p is layer.weight and layer.is_matrix
+                if p.tensor.device_stats is not None:  # on an accelerator: computed there, results copied
+                    p.stats = p.tensor.device_stats(per_unit)
+                else:
+                    todo.append((p, per_unit))
     modes = [layout(p.tensor, per_unit) for p, per_unit in todo]
     items = [(i, u0, u1) for i, (p, _) in enumerate(todo) for u0, u1 in chunks(p.tensor, modes[i])]
     total = sum(p.tensor.size for p, _ in todo)

@@ -290,8 +290,8 @@ class StatsAccumulator:
         self.row_mean: list[np.ndarray] = []
         self.row_std: list[np.ndarray] = []
         self.keys: list[tuple[np.ndarray, np.ndarray]] = []  # (unit indices, sample hashes), finite units
-        # sampled columns of blocks not yet hashed: (first unit, values, finite block?)
-        self.pending: list[tuple[int, np.ndarray, bool]] = []
+        # sampled columns of blocks not yet hashed: (first unit, values, True | False | finite-unit mask)
+        self.pending: list[tuple[int, np.ndarray, bool | np.ndarray]] = []
         self.gram = _GramSample(total_units) if per_unit else None
         self.per: int | None = None
 
@@ -445,8 +445,14 @@ class StatsAccumulator:
                 good = rows[ok]
                 mean[ok] = good.mean(axis=1)
                 std[ok] = good.std(axis=1)
+                constant = good.max(axis=1) == good.min(axis=1)
+                std[np.nonzero(ok)[0][constant]] = 0.0
+                self.constant_units += int(constant.sum())
             self.row_mean.append(mean)
             self.row_std.append(std)
+            if self.pending:  # the block's sampled columns: only its finite units are candidates
+                start, sample, _ = self.pending[-1]
+                self.pending[-1] = (start, sample, ok)
 
     def add_long_unit(self, sub: "StatsAccumulator", sample: np.ndarray, start: int) -> None:
         """Fold in one unit longer than a block, accumulated separately in pieces (``sub``, without
@@ -480,11 +486,12 @@ class StatsAccumulator:
     def seal(self) -> None:
         """Hash the pending sampled columns (duplicate candidates) in one batch per chunk rather than
         per block, and free them."""
-        fin = [(s, v) for s, v, finite in self.pending if finite]
+        fin = [(s, v, ok) for s, v, ok in self.pending if ok is not False]
         if fin:
-            h = sample_hashes(np.concatenate([v for _, v in fin]))
-            starts = np.concatenate([np.arange(s, s + v.shape[0]) for s, v in fin])
-            self.keys.append((starts, h))
+            h = sample_hashes(np.concatenate([v for _, v, _ in fin]))
+            starts = np.concatenate([np.arange(s, s + v.shape[0]) for s, v, _ in fin])
+            keep = np.concatenate([np.ones(v.shape[0], bool) if ok is True else ok for _, v, ok in fin])
+            self.keys.append((starts[keep], h[keep]))
         self.pending = []
         if self.gram is not None:
             self.gram.flush()
@@ -604,8 +611,8 @@ class ColumnUnitsAccumulator:
         self.gram_mode = "off" if units < 2 or positions < 2 else ("rows" if units <= positions else "cols")
         if self.gram_mode == "rows":  # Gram of sampled units: columns here
             self.gram_pick = np.unique(np.linspace(0, units - 1, min(GRAM_SAMPLE, units)).round().astype(np.intp))
-        elif self.gram_mode == "cols":  # Gram of sampled input positions: stored rows here
-            self.gram_pick = np.unique(np.linspace(0, positions - 1, min(GRAM_SAMPLE, positions)).round().astype(np.intp))
+        elif self.gram_mode == "cols":  # Gram of sampled input positions (the rows layout's columns): stored rows
+            self.gram_pick = np.arange(positions)[sample_columns(positions, GRAM_SAMPLE)]
         self.gram = None
         self.gram_rows: list[tuple[int, np.ndarray]] = []
 

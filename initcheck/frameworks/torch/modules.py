@@ -22,6 +22,9 @@ def module_class(module) -> str:
 
 def layers_from_module(root) -> list[Layer]:
     """One Layer per weight-bearing tensor group, in module definition order, tied tensors once."""
+    from .device_stats import refuse_meta
+
+    refuse_meta(root)  # a meta-device model has no values: one clear error, not an empty report
     seen: dict[tuple, Param] = {}
     layers: list[Layer] = []
     for mod_name, module in root.named_modules(remove_duplicate=False):
@@ -46,7 +49,20 @@ def layers_from_module(root) -> list[Layer]:
                 key = storage_key(fresh[prm.name.rpartition(".")[2]])
                 seen[key] = prm
         layers.extend(made)
+    _on_device(layers)
     return layers
+
+
+def _on_device(layers: list[Layer]) -> None:
+    """Parameters on an accelerator get their statistics computed there (device_stats.py)."""
+    from .device_stats import device_stats
+
+    for layer in layers:
+        for p in layer.params:
+            t = p.native
+            if t is not None and t.device.type not in ("cpu", "meta"):
+                p.tensor.device_stats = (lambda per_unit, t=t, axis=p.tensor.unit_axis:
+                                         device_stats(t, per_unit, axis))
 
 
 def _p(mod_name: str, pname: str, role: str, t, unit_axis: int = 0) -> Param:

@@ -233,24 +233,10 @@ def row_hashes(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return h1, h2
 
 
-_SAMPLE_HASH_WIDTH = 4
-_sample_mult: dict[int, np.ndarray] = {}
-
-
 def sample_hashes(b: np.ndarray) -> np.ndarray:
-    """(rows, 4) exact integer hashes of short rows (≤ 256 16-bit words), by one float64 BLAS product.
-
-    Each row's bits, as 16-bit words w_j, give h_k = Σ_j w_j·a_jk with fixed random integers
-    a_jk < 2²⁰: every product is < 2³⁶ and the sum < 2⁴⁴, so the float64 arithmetic is exact in any
-    order. Equal rows hash equal; two different rows agree on all four with probability ~2⁻⁸⁰.
-    """
-    words = np.ascontiguousarray(b).view(np.uint16).reshape(b.shape[0], -1)
-    w = words.shape[1]
-    m = _sample_mult.get(w)
-    if m is None:
-        m = np.random.default_rng(_HASH_SEED ^ w).integers(1, 2**20, size=(w, _SAMPLE_HASH_WIDTH)).astype(np.float64)
-        _sample_mult[w] = m
-    return words.astype(np.float64) @ m
+    """(rows, 2) uint64 exact hashes of each row's bits (:func:`row_hashes`), for duplicate candidates."""
+    h1, h2 = row_hashes(b)
+    return np.stack([h1, h2], axis=1)
 
 
 def sample_columns(per: int, k: int = HASH_COLUMNS) -> slice | np.ndarray:

@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP_FLAGS ?= -q --disable-pip-version-check
 
-.PHONY: demo test install fixtures bench clean zoo-deps sweep
+.PHONY: demo test install fixtures bench clean fuzz hostile zoo-deps sweep
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,14 @@ test: install
 
 fixtures: install
 	$(PY) fixtures/make_fixtures.py
+
+# mutation fuzzer: 1,500 mutants of 11 seed formats (tests/fuzz_formats.py; a short run is in `make test`)
+fuzz: install
+	$(PY) tests/fuzz_formats.py --mutants 1500 --seed 1
+
+# the hostile corpus, each case through the CLI in its own process, with its figures
+hostile: install
+	$(PY) tests/hostile/run_corpus.py
 
 # numpy floor, naive script, initcheck -j 1 / all CPUs and WeightWatcher on GPT-2 small and a synthetic
 # Llama-7B (13.5 GB, built under BENCH_DATA and deleted afterwards); WeightWatcher is optional

@@ -171,8 +171,8 @@ def main() -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["table", "concise", "json", "sarif", "github", "markdown"]),
               default=None, help="Output format (default: table, or 'format' in the config).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report to this file (atomically).")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+@click.option("-o", "--output", type=click.Path(), help="Write the report to this file (atomically).")
+@click.option("--config", "config_file", type=click.Path(),
               help="Read settings from this file instead of the nearest pyproject.toml [tool.initcheck].")
 @click.option("--isolated", is_flag=True, help="Ignore every configuration file.")
 @click.option("--fail-on", type=click.Choice(FAIL_ON), default=None, show_default="error",
@@ -376,23 +376,34 @@ def _stdout_is_terminal() -> bool:
 @click.option("--lsuv", "lsuv_data", type=click.Path(), help="LSUV on this data batch (PyTorch modules).")
 @click.option("--lsuv-tol", type=float, default=None, help="LSUV tolerance on |variance - 1| (default 0.1).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--config", "config_file", type=click.Path(), help="Read settings from this file instead of the "
+              "nearest pyproject.toml [tool.initcheck].")
+@click.option("--isolated", is_flag=True, help="Ignore every configuration file.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def fix_cmd(path: str, out: str | None, scheme: str, layer_globs: tuple[str, ...], all_layers: bool,
             seed: int | None, dry_run: bool, in_place: bool, force: bool, trust: bool, activation: str | None,
             model_factory: str | None, zca_data: str | None, zca_layer: str | None, zca_eps: float | None,
-            lsuv_data: str | None, lsuv_tol: float | None, fmt: str, debug: bool) -> None:
+            lsuv_data: str | None, lsuv_tol: float | None, fmt: str, config_file: str | None, isolated: bool,
+            debug: bool) -> None:
     """Reinitialize what the check flags (or --layers/--all), optionally ZCA or LSUV, and write the model
-    back in its format. The output is reloaded and re-checked before it replaces OUT."""
+    back in its format. The output is reloaded and re-checked before it replaces OUT.
+
+    Settings come from the nearest pyproject.toml [tool.initcheck] (or --config), as for 'check'."""
+    from .config import discover, load_config, resolve
     from .fix.run import RecheckError, as_json, fix_path, fix_summary, render_changes
 
     try:
+        config_path = config_file or (None if isolated else discover([path]))
+        settings = resolve(load_config(config_path) if config_path else None,
+                           {"activation": activation, "model_factory": model_factory})
         try:
             with _errors_name(path, debug):
                 outcome = fix_path(path, out, scheme=scheme, layers=list(layer_globs) or None,
                                    all_layers=all_layers, seed=seed, dry_run=dry_run, in_place=in_place,
-                                   force=force, trust=trust, activation=activation, model_factory=model_factory,
-                                   zca=zca_data, zca_layer=zca_layer, zca_eps=zca_eps, lsuv=lsuv_data,
-                                   lsuv_tol=lsuv_tol)
+                                   force=force, trust=trust, activation=settings.activation,
+                                   model_factory=settings.model_factory, zca=zca_data, zca_layer=zca_layer,
+                                   zca_eps=zca_eps, lsuv=lsuv_data, lsuv_tol=lsuv_tol,
+                                   check_settings=settings.check_kwargs())
         except RecheckError as e:  # the written model failed its re-check: exit 1, nothing written
             if debug:
                 traceback.print_exc()
@@ -458,8 +469,14 @@ def rules_cmd(markdown: bool) -> None:
     if markdown:
         click.echo(rules_markdown(), nl=False)
         return
+    import shutil
+
     rows = [(r.code, r.name, r.severity, r.summary) for r in all_rules()]
-    click.echo(tabulate(rows, headers=["code", "name", "up to", "summary"], tablefmt="simple"))
+    width = shutil.get_terminal_size((80, 24)).columns
+    fixed = max(len(r[0]) for r in rows) + max(len(r[1]) for r in rows) + len("warning") + 9
+    # the summary column wraps so that the table fits the terminal (80 columns when not a terminal)
+    click.echo(tabulate(rows, headers=["code", "name", "up to", "summary"], tablefmt="simple",
+                        maxcolwidths=[None, None, None, max(20, width - fixed)]))
 
 
 @main.command()

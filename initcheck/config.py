@@ -159,12 +159,18 @@ def parse_shape(text: str, what: str = "--input-shape") -> tuple[int, ...]:
 
 
 def check_activation(name: str, what: str) -> None:
-    """Raise if initcheck does not know the activation ``name`` (a parameter like ``leaky_relu:0.2`` is allowed)."""
+    """Raise unless ``name`` is an activation initcheck knows, by name alone.
+
+    A parameter (``leaky_relu:0.2``, ``elu(1.0)``) is refused rather than accepted and then silently lost:
+    the judgement takes activation names only (the leaky-ReLU slope is its default, 0.01)."""
     from .schemes import ACTIVATIONS, canonical_activation
 
     base = re.split(r"[:(]", name, maxsplit=1)[0]
     if canonical_activation(base) is None:
         raise InitcheckError(f"{what}: unknown activation {name!r} (known: {', '.join(sorted(ACTIVATIONS))})")
+    if base != name:
+        raise InitcheckError(f"{what}: {name!r}: activation parameters are not supported; give the name alone "
+                             f"({base.strip()!r})")
 
 
 def check_codes(codes: Iterable[str], what: str) -> None:

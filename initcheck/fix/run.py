@@ -71,9 +71,13 @@ def fix_path(path: str, out: str | None, *, scheme: str = "auto", layers: list[s
              force: bool = False, trust: bool = False, activation: str | None = None,
              model_factory: str | None = None, zca: str | None = None, zca_layer: str | None = None,
              zca_eps: float | None = None, lsuv: str | None = None, lsuv_tol: float | None = None,
-             progress: bool | None = False) -> FixOutcome:
+             progress: bool | None = False, check_settings: dict[str, Any] | None = None) -> FixOutcome:
     """Everything ``initcheck fix`` does; raises :class:`InitcheckError` (exit 2) or
-    :class:`RecheckError` (exit 1)."""
+    :class:`RecheckError` (exit 1).
+
+    ``check_settings``: keyword arguments of :class:`~initcheck.pipeline.CheckOptions` from the
+    configuration file (``Settings.check_kwargs()``: select, ignore, per-layer activations, input shape);
+    ``activation`` and ``model_factory`` given here win over theirs."""
     from ..load import load
     from ..pipeline import CheckOptions, analyze
 
@@ -91,7 +95,11 @@ def fix_path(path: str, out: str | None, *, scheme: str = "auto", layers: list[s
         if os.path.isdir(out):
             raise InitcheckError("the output is a directory", out)
     sch = parse_scheme(scheme)  # validate before loading
-    options = CheckOptions(trust=trust, activation=activation, model_factory=model_factory, progress=progress)
+    settings = dict(check_settings or {})
+    activation = activation or settings.get("activation")
+    model_factory = model_factory or settings.get("model_factory")
+    settings.update(activation=activation, model_factory=model_factory)
+    options = CheckOptions(trust=trust, progress=progress, **settings)
     model = load(path, trust=trust, model_factory=model_factory)
     report = analyze(model, options)
     model = report.model  # with --model, the user's architecture holding the file's tensors

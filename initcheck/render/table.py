@@ -111,7 +111,8 @@ def layer_table(report: Report, width: int | None = None) -> str:
         else:
             break
         text = build(columns, name_width)
-    note = f"\n(narrow terminal: {', '.join(dropped)} hidden; --format json has every value)" if dropped else ""
+    note = "\n" + textwrap.fill(f"(narrow terminal: {', '.join(dropped)} hidden; --format json has every value)",
+                                width=width) if dropped else ""
     return text + note
 
 
@@ -129,6 +130,8 @@ def render_one(report: Report, options: dict) -> str:
     quiet = options.get("quiet", False)
     out: list[str] = []
     m = report.model
+    if quiet and all(f.severity == "info" for f in report.findings):
+        return ""  # -q: nothing at all to say about a clean model
     if not quiet:
         for banner in report.banners:
             out.append(_color(f"note: {banner}", "bold", color))
@@ -150,14 +153,16 @@ def render_one(report: Report, options: dict) -> str:
         out.append(line)
     s = report.summary()
     src = f"{m.format}" + (f" (key {m.checkpoint_key!r})" if m.checkpoint_key else "")
-    out.append(
-        f"{m.path}: {src}, {s['layers']} layers, {s['parameters']:,} parameters — "
-        f"{plural(s['errors'], 'error')}, {plural(s['warnings'], 'warning')}, {plural(s['infos'], 'info')}"
-    )
+    width = options.get("width") or _width()
+    summary = (f"{m.path}: {src}, {s['layers']} layers, {s['parameters']:,} parameters — "
+               f"{plural(s['errors'], 'error')}, {plural(s['warnings'], 'warning')}, {plural(s['infos'], 'info')}")
+    out.append(textwrap.fill(summary, width=width, subsequent_indent="  ", break_on_hyphens=False,
+                             break_long_words=False))
     for note in m.source_notes:
-        out.append(f"  {note}")
+        out.append(textwrap.fill(note, width=width, initial_indent="  ", subsequent_indent="    ",
+                                 break_on_hyphens=False, break_long_words=False))
     return "\n".join(x for x in out if x is not None) + "\n"
 
 
 def render(reports: list[Report], options: dict) -> str:
-    return "\n".join(render_one(r, options) for r in reports)
+    return "\n".join(text for text in (render_one(r, options) for r in reports) if text)

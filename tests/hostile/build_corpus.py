@@ -415,11 +415,19 @@ def _h5_model(config: dict) -> bytes:
     import h5py
 
     buf = io.BytesIO()
+    rng = np.random.default_rng(2)
     with h5py.File(buf, "w") as f:
         f.attrs["model_config"] = json.dumps(config)
         f.attrs["keras_version"] = "3.15.1"
+        f.attrs["backend"] = "tensorflow"
         g = f.create_group("model_weights")
-        g.create_dataset("dense/dense/kernel:0", data=np.full((4, 3), 0.3, np.float32))
+        g.attrs["layer_names"] = [b"dense"]
+        g.attrs["keras_version"] = "3.15.1"
+        g.attrs["backend"] = "tensorflow"
+        layer = g.create_group("dense")
+        layer.attrs["weight_names"] = [b"dense/kernel:0", b"dense/bias:0"]
+        layer.create_dataset("dense/kernel:0", data=(rng.standard_normal((4, 3)) * 0.6).astype(np.float32))
+        layer.create_dataset("dense/bias:0", data=np.zeros(3, np.float32))
     return buf.getvalue()
 
 

@@ -25,6 +25,12 @@ class ModelConfig:
     layers: int | None = None
     activation: str | None = None
     tie_word_embeddings: bool | None = None
+    other_ranges: tuple[float, ...] = ()  # initializer_range of sub-configs that differ (vision_config...)
+
+    @property
+    def zero_centered_norms(self) -> bool:
+        """Gemma's RMSNorm computes x·(1 + weight): its stored scale is zero at init."""
+        return bool(self.model_type) and self.model_type.startswith(("gemma", "paligemma", "shieldgemma"))
 
     def describe(self) -> list[str]:
         out = []
@@ -62,6 +68,31 @@ def read_model_config(model_path: str) -> ModelConfig | None:
         return None  # an unreadable side file gives no context; the checkpoint is judged without it
     if not isinstance(data, dict) or not ("model_type" in data or "architectures" in data):
         return None
+    return config_from_dict(data, path)
+
+
+def config_from_object(config) -> ModelConfig | None:
+    """From a live ``transformers.PretrainedConfig`` (its ``to_dict()``: plain data, no framework)."""
+    try:
+        data = config.to_dict()
+    except (TypeError, ValueError, AttributeError):
+        return None
+    return config_from_dict(data, f"the model's config ({type(config).__name__})") if isinstance(data, dict) else None
+
+
+def _nested_ranges(data, depth: int = 0) -> list[float]:
+    out: list[float] = []
+    if depth > 4 or not isinstance(data, dict):
+        return out
+    for k, v in data.items():
+        if k in _RANGE_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 10:
+            out.append(float(v))
+        elif isinstance(v, dict):
+            out += _nested_ranges(v, depth + 1)
+    return out
+
+
+def config_from_dict(data: dict, path: str) -> ModelConfig:
     text = data.get("text_config") if isinstance(data.get("text_config"), dict) else {}
     merged = {**text, **data}
 
@@ -75,11 +106,16 @@ def read_model_config(model_path: str) -> ModelConfig | None:
     rng = first(_RANGE_KEYS, (int, float))
     layers = first(_LAYER_KEYS, int)
     tie = merged.get("tie_word_embeddings")
+    main = float(rng) if rng and 0 < rng < 10 else None
+    others = tuple(sorted({r for r in _nested_ranges(data) if main is None or abs(r - main) > 1e-12 * main}))
+    if main is None and others:
+        main, others = others[0], others[1:]
     return ModelConfig(
         path=path,
         model_type=data.get("model_type") if isinstance(data.get("model_type"), str) else None,
-        initializer_range=float(rng) if rng and 0 < rng < 10 else None,
+        initializer_range=main,
         layers=layers if layers and layers > 0 else None,
         activation=first(_ACT_KEYS, str),
         tie_word_embeddings=tie if isinstance(tie, bool) else None,
+        other_ranges=others,
     )

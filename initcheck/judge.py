@@ -19,7 +19,7 @@ import numpy as np
 
 from .fingerprint import COMMON_FIXED_STDS, fingerprint
 from .graph import annotate
-from .hfconfig import ModelConfig, read_model_config
+from .hfconfig import ModelConfig, config_from_object, read_model_config
 from .judgement import Convention, Expectation, Judgement, ModelVerdict
 from .model import Layer, Model
 from .provenance import Verdict, provenance_of
@@ -46,7 +46,7 @@ def is_scale_layer(layer: Layer) -> bool:
 def judge(model: Model, options: "CheckOptions") -> list[str]:
     """Fill context and the typed judgement on every layer; set the model verdict; return banners."""
     banners: list[str] = []
-    config = read_model_config(model.path) if isinstance(model.path, str) else None
+    config = model_config(model)
     _context(model, options, config)
     convention = detect_convention(model, config)
     judgements: dict[str, Judgement] = {}
@@ -103,11 +103,20 @@ def layer_role(layer: Layer) -> Role:
 
 
 # ----------------------------------------------------------------------------------------------- context
+def model_config(model: Model) -> ModelConfig | None:
+    """The model's own config: a live transformers model's ``.config``, or config.json beside the file."""
+    live = getattr(model.handle, "config", None) if model.handle is not None else None
+    if live is not None and hasattr(live, "to_dict"):
+        return config_from_object(live)
+    return read_model_config(model.path) if isinstance(model.path, str) else None
+
+
 def _context(model: Model, options: "CheckOptions", config: ModelConfig | None) -> None:
     if model.framework == "torch" and model.handle is not None and (
             _is_torch_module(model.handle) or hasattr(model.handle, "graph_signature")):
         from .frameworks.torch.graph import torch_graph
 
+        _mark_zero_centered_norms(model)
         graph, why = torch_graph(model.handle, model, options.input_shape)
         if graph is not None:
             annotate(model, graph)
@@ -118,6 +127,11 @@ def _context(model: Model, options: "CheckOptions", config: ModelConfig | None) 
             model.graph_notes.append(f"no graph: {why}; activations unknown")
     elif model.handle is None:
         _name_context(model)
+    if config is not None and config.zero_centered_norms:
+        for layer in model.layers:
+            if kind_info(layer.kind).family is Family.NORM:
+                layer.attrs.setdefault("scale_offset", 1.0)
+                layer.context.evidence.setdefault("scale_offset", "config")
     for layer in model.layers:
         if kind_info(layer.kind).family is Family.RECURRENT_INPUT and layer.context.activation is None:
             # the gates squash with sigmoid/tanh inside the cell
@@ -132,6 +146,21 @@ def _context(model: Model, options: "CheckOptions", config: ModelConfig | None) 
         for layer in model.layers:
             if layer.is_matrix and layer.context.activation is None:
                 layer.context.activation, layer.context.activation_source = name, "user"
+
+
+def _mark_zero_centered_norms(model: Model) -> None:
+    """Gemma-style norms store scale − 1: measured on the live module (see frameworks.torch.norms)."""
+    if not _is_torch_module(model.handle):
+        return
+    from .frameworks.torch.norms import zero_centered_norms
+
+    norms = {layer.name if layer.name != "<root>" else "": layer.name for layer in model.layers
+             if kind_info(layer.kind).family is Family.NORM}
+    for name in zero_centered_norms(model.handle, norms):
+        for layer in model.layers:
+            if layer.name == name:
+                layer.attrs["scale_offset"] = 1.0
+                layer.context.evidence["scale_offset"] = "module"
 
 
 def _is_torch_module(obj) -> bool:
@@ -175,12 +204,12 @@ def detect_convention(model: Model, config: ModelConfig | None) -> Convention | 
 
     From the weights: a σ of the common table that at least 3 matrices and a third of them match within
     their sampling error (or as σ·0.88, torch's uncorrected 2σ truncation), spanning at least two
-    different fan_in values — so the shared scale is not a fan-derived scheme's coincidence.
+    different fan pairs — so the shared scale is not one fan-derived scheme's coincidence.
     """
     blocks = config.layers if config is not None and config.layers else _block_count(model)
     if config is not None and config.initializer_range:
         return Convention(f"normal({config.initializer_range:g})", config.initializer_range,
-                          f"{config.path} (initializer_range)", blocks)
+                          f"{config.path} (initializer_range)", blocks, config.other_ranges)
     mats = [layer for layer in model.layers if is_scale_layer(layer) or layer.kind == "embedding"]
     mats = [m for m in mats if m.weight.stats is not None and m.weight.stats.finite >= 256
             and m.weight.stats.rms > 0 and not (m.weight.stats.nan or m.weight.stats.inf)]
@@ -192,7 +221,7 @@ def detect_convention(model: Model, config: ModelConfig | None) -> Convention | 
         if best is None or len(hits) > best[0]:
             best = (len(hits), sigma, hits)
     count, sigma, hits = best
-    if count < 3 or count < len(mats) / 3 or len({m.fan_in for m in hits}) < 2:
+    if count < 3 or count < len(mats) / 3 or len({(m.fan_in, m.fan_out) for m in hits}) < 2:
         return None
     return Convention(f"normal({sigma:g})", sigma, f"weights: {count} of {len(mats)} matrices", blocks)
 

@@ -33,6 +33,7 @@ class Convention:
     sigma: float
     source: str  # "config.json (initializer_range)", "weights (N of M matrices)", "user"
     layers: int | None = None  # blocks, for σ/√(2L) residual scaling
+    other_sigmas: tuple[float, ...] = ()  # sub-models' own ranges (SAM's vision encoder: 1e-10)
 
     def variants(self) -> dict[str, float]:
         """Stds this convention gives: σ itself, torch's uncorrected 2σ-truncated draw, residual-scaled
@@ -44,6 +45,9 @@ class Convention:
         if self.layers:
             out[f"N(0, {self.sigma:g}/√(2·{self.layers}))"] = self.sigma / (2 * self.layers) ** 0.5
             out[f"N(0, {self.sigma:g}/√{self.layers})"] = self.sigma / self.layers ** 0.5
+        for s in self.other_sigmas:
+            out[f"N(0, {s:g})"] = s
+            out[f"trunc_normal(std={s:g}, ±2σ)"] = s * TRUNCATED_NORMAL_STD_FACTOR
         return out
 
 

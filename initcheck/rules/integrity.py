@@ -226,7 +226,8 @@ def duplicate_pairs(model: Model) -> list[tuple[Layer, Layer]]:
     Independent draws never coincide. Two untied layers with bit-identical weights come from a
     `copy.deepcopy` of an initialized block (every block of the stack starts the same, so the blocks only
     diverge through noise), from reseeding the generator before each layer, or from loading one tensor
-    into two keys. Tied parameters (one storage under two names) are not duplicates and are not flagged.
+    into two keys. Tied parameters (one storage under two names) are not duplicates and are not flagged,
+    nor are deterministic tensors (Mamba's A_log, gains, tables: roles whose fresh value is no random draw).
     In a trained model identical weights mean one of them never trained.
 
     Example: `layers.1.mlp.fc1` has exactly the weights of `layers.0.mlp.fc1`.
@@ -234,6 +235,7 @@ def duplicate_pairs(model: Model) -> list[tuple[Layer, Layer]]:
     Fix: initialize each block after copying it (`block.apply(init_fn)`), draw from one generator.
     """,
     category="integrity",
+    roles=RANDOM_ROLES,
 )
 def duplicate_tensors(model: Model, options: RuleOptions) -> Iterable[Finding]:
     for first, other in duplicate_pairs(model):

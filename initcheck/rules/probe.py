@@ -45,7 +45,9 @@ def _gain_fix(model: Model, trend: Trend) -> str:
                 "or fewer normalized layers; weight scale alone does not change it")
     if any(lp is not None and lp.kind in NORM_KINDS for lp in members):
         return ("the residual stream accumulates every block's output: scale the last projection of each "
-                "residual branch by 1/√(2·blocks) (GPT-2: std σ/√(2L)) or zero-initialize it")
+                "residual branch by 1/√(2·blocks) (GPT-2: std σ/√(2L)) or zero-initialize it; if they are "
+                "scaled already, the growth is the branches' variance added to much smaller embeddings "
+                "(GPT-2's std 0.02 gives ×3.3 at any depth): larger embeddings make the stream flat")
     if gains and sound:
         g, s = median(gains), median(sound)
         return (f"each {group} layer has gain {_fmt(g)} (rms(Wx)/rms(x)) where a sound init for its activation "

@@ -122,6 +122,9 @@ def dead_relu_bias(model: Model, options: RuleOptions) -> Iterable[Finding]:
                       fix=f"zero the biases ({zeros_hint(options.framework)})", data={"dead_units": dead})
 
 
+NORM_SCALE_RANGE = (0.05, 5.0)  # mean scale outside this nearly blocks or strongly amplifies the signal
+
+
 @rule(
     "IC203", "norm-parameters", "warning",
     "A normalization's scale is far from 1 or its shift far from 0.",
@@ -129,8 +132,11 @@ def dead_relu_bias(model: Model, options: RuleOptions) -> Iterable[Finding]:
     Batch/Layer/Group/RMS normalization layers start with scale 1 and shift 0 so that they pass a
     standardized signal. A scale of 0 blocks the signal (except deliberately at the end of a residual
     branch: zero-init residual, reported at info), a scale of 10 amplifies it, a large shift moves every
-    following ReLU. Warning when the mean scale is outside [0.5, 2] or the shift's mean magnitude exceeds
-    0.5; NaN/Inf are IC001.
+    following ReLU. Libraries also damp branches on purpose (timm's RepVGG draws BN scales from
+    N(0.1, 0.1)), and the next normalization renormalizes whatever a moderate scale did, so only scales
+    that nearly block or strongly amplify are flagged: warning when the mean scale is outside [0.05, 5] or
+    the shift's mean magnitude exceeds 0.5; NaN/Inf are IC001. Zero-centered norms (Gemma's x·(1 + w),
+    measured on the module or known from the config) are judged on their effective scale 1 + w.
 
     Example: `layer2.1.bn2` has scale mean 0.0 and is not at a residual end.
 
@@ -150,15 +156,18 @@ def norm_parameters(model: Model, options: RuleOptions) -> Iterable[Finding]:
                 yield Finding("IC203", sev, layer.name, f"shift has mean {st.mean:.3g}, std {st.std:.3g} (fresh: 0)",
                               fix="set the shift to 0")
             continue
-        if st.zero_fraction == 1.0:
+        offset = float(layer.attrs.get("scale_offset") or 0.0)
+        scale_mean = st.mean + offset
+        if st.zero_fraction == 1.0 and offset == 0.0:
             if layer.context.residual and not layer.context.from_name("residual"):
                 yield Finding("IC203", "info", layer.name,
                               "scale is all zeros at the end of a residual branch (zero-init residual: deliberate)")
             else:
                 yield Finding("IC203", sev, layer.name, "scale is all zeros: this normalization blocks the signal",
                               fix=f"set the scale to 1 ({ones_hint(options.framework)})")
-        elif not (0.5 <= st.mean <= 2.0):
-            yield Finding("IC203", sev, layer.name, f"scale mean {st.mean:.3g} (fresh: 1)", fix=f"set the scale to 1 ({ones_hint(options.framework)})")
+        elif not (NORM_SCALE_RANGE[0] <= scale_mean <= NORM_SCALE_RANGE[1]):
+            yield Finding("IC203", sev, layer.name, f"scale mean {scale_mean:.3g} (fresh: 1)",
+                          fix=f"set the scale to 1 ({ones_hint(options.framework)})")
         if layer.bias is not None and layer.bias.stats is not None and layer.bias.stats.finite:
             b = layer.bias.stats
             if math.sqrt(b.mean ** 2 + b.std ** 2) > 0.5:

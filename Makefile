@@ -13,6 +13,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install $(PIP_FLAGS) --upgrade pip
 	# constraints.txt pins torch==2.13.0 (the CPU build); the package metadata keeps honest ranges
 	$(PY) -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[all,test]'
+	# mup (the probe's coord-check tests) without its declared torchvision: PyPI's torchvision wheel is
+	# built for CUDA torch, and an importable-but-broken torchvision makes every transformers model fail
+	$(PY) -m pip install $(PIP_FLAGS) --no-deps -c constraints.txt mup
 	$(MAKE) zoo-deps
 	touch $@
 

@@ -100,7 +100,17 @@ for path in paths:
 print(len(out))
 '''
 
-WEIGHTWATCHER = r'''
+HIDE_BROKEN_TORCHVISION = r'''
+import sys
+try:  # transformers imports torchvision when it is installed; a build that does not match torch fails
+    import torchvision  # noqa: F401
+except (ImportError, RuntimeError):
+    for m in [m for m in sys.modules if m.split(".")[0] == "torchvision"]:
+        del sys.modules[m]
+    sys.modules["torchvision"] = None  # find_spec() then says "not installed"
+'''
+
+WEIGHTWATCHER = HIDE_BROKEN_TORCHVISION + r'''
 import sys, time
 t0 = time.perf_counter()
 import torch, weightwatcher as ww
@@ -118,6 +128,7 @@ def build_gpt2(folder: str) -> list[str]:
     path = os.path.join(folder, "gpt2-small-float32.safetensors")
     if not os.path.exists(path):
         os.makedirs(folder, exist_ok=True)
+        exec(HIDE_BROKEN_TORCHVISION, {})
         import torch
         from safetensors.torch import save_file
         from transformers import GPT2Config, GPT2LMHeadModel

@@ -199,7 +199,8 @@ def run_model(label: str, paths: list[str], target: str, repeat: int, jobs: int,
             commands["weightwatcher analyze()"] = [sys.executable, scripts["ww"], paths[0]]
     for name, cmd in commands.items():
         runs = []
-        for _ in range(1 if name.startswith(("naive", "weightwatcher")) and label == "7b" else repeat):
+        slow = name.startswith("weightwatcher") or (name.startswith("naive") and label == "7b")
+        for _ in range(1 if slow else repeat):  # minutes each: one run
             r = measure(cmd, env)
             ok = r["rc"] == 0 or (name.startswith("initcheck") and r["rc"] == 1)  # 1: findings
             if not ok:
@@ -281,7 +282,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="gpt2,7b")
     ap.add_argument("--data", default=os.environ.get("INITCHECK_BENCH_DATA", "/tmp/initcheck-bench"))
-    ap.add_argument("--repeat", type=int, default=2, help="runs per command (best wall shown; 7b naive: 1)")
+    ap.add_argument("--repeat", type=int, default=2,
+                    help="runs per command (best wall shown; WeightWatcher and the 7b naive script: 1)")
     ap.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)))
     ap.add_argument("--keep", action="store_true", help="keep the 7b checkpoint (it is deleted by default)")
     ap.add_argument("--json", help="also write the results here")

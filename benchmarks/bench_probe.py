@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     import torch
+
+    # a torchvision wheel that does not match torch breaks transformers' lazy imports; GPT-2 needs none of it
+    sys.modules.setdefault("torchvision", None)
     from transformers import GPT2Config, GPT2LMHeadModel
 
     import initcheck

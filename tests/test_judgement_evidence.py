@@ -276,3 +276,11 @@ def test_fix_hints_are_written_for_the_models_framework():
     assert scheme_hint("tanh", "uniform", "keras").startswith("kernel_initializer=keras.initializers.Variance")
     assert scheme_hint("relu", "normal", "torch").startswith("torch.nn.init.kaiming_normal_")
     assert "torch" not in scheme_hint("relu", "uniform", "keras")
+
+
+def test_fix_of_chosen_layers_uses_the_judgements_activation():
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10))
+    initcheck.fix(model, layers=["2"], seed=0)
+    # the graph says ReLU follows layer 2: He, std √2/√512, not Xavier's √(2/1024)
+    assert float(model[2].weight.std()) == pytest.approx(math.sqrt(2 / 512), rel=0.02)

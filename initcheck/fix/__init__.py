@@ -60,7 +60,7 @@ def fix(
     ``dry_run`` computes the changes without modifying anything.
     """
     m = as_model(model, report, trust=trust)
-    if report is None and not all_layers and not layers:
+    if report is None:  # always from a judgement: a chosen layer gets the activation the check would use
         from ..pipeline import CheckOptions, analyze
 
         report = analyze(m, CheckOptions(activation=activation, progress=False))

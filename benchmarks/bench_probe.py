@@ -2,6 +2,7 @@
 forward-backward pass of the same model on the same input and cotangent.
 
     .venv/bin/python benchmarks/bench_probe.py [--repeats 5] [--threads N] [--batch 8 --seq 32]
+    .venv/bin/python benchmarks/bench_probe.py --figures     # the figures of docs/probe.md instead
 
 Reports the median of ``--repeats`` runs of (a) one forward-backward pass with no hooks, (b) the probe's
 measuring pass (``ProbeResult.seconds``: hooks, activation/attention statistics, the backward pass, weight
@@ -13,6 +14,7 @@ both alike. Nothing is downloaded: the model is built from its config.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import time
@@ -25,7 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq", type=int, default=32)
     ap.add_argument("--layers", type=int, default=12, help="GPT-2 blocks (12: GPT-2 small, 124M)")
+    ap.add_argument("--figures", action="store_true", help="print the measured figures of docs/probe.md")
     args = ap.parse_args(argv)
+    if args.figures:
+        return figures()
 
     import torch
 
@@ -76,6 +81,53 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  findings: {sorted({f.rule for f in report.findings}) or 'none'}; "
           f"attention calls seen: {len(report.measurements.attention)}")
     return 0 if b / a < 3 else 1
+
+
+def _trend(result, quantity: str, group: str):
+    from initcheck.probe.analysis import trends
+
+    return next(t for t in trends(result.measurements.layers, quantity) if t.group == group)
+
+
+def figures() -> int:
+    """The done-when figures: ReLU MLPs under three inits, pre-LN transformers, the coord check, GPT-2."""
+    import os
+    import statistics
+
+    import torch
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+    from _probe_nets import PreLNTransformer, mup_mlp, relu_mlp, sp_mlp
+
+    import initcheck
+
+    torch.set_num_threads(1)
+    for label, model in [("default init, no biases", relu_mlp(bias=False)), ("default init", relu_mlp()),
+                         ("He", relu_mlp(init="he")), ("default init + BatchNorm", relu_mlp(norm=True))]:
+        r = initcheck.probe(model)
+        lin = [lp for lp in r.measurements.layers if lp.kind == "linear"]
+        fwd, bwd = _trend(r, "forward", "# (linear)"), _trend(r, "backward", "# (linear)")
+        print(f"32×256 ReLU MLP, {label}: median Linear gain {statistics.median(lp.gain for lp in lin):.3f} "
+              f"(predicted {statistics.median(lp.predicted_gain for lp in lin):.3f}, sound "
+              f"{lin[0].sound_gain:.3f}); output RMS {lin[0].out_rms:.3g} → {lin[-1].out_rms:.3g} "
+              f"(G ×{fwd.change:.3g}, {abs(math.log(fwd.change)) / fwd.log_noise:.1f} s.e.; per layer "
+              f"×{(lin[-1].out_rms / lin[0].out_rms) ** (1 / 31):.3f}); gradient G ×{bwd.change:.3g}; "
+              f"findings {sorted({(f.rule, f.severity) for f in r.findings})}")
+        fix = next((f.fix for f in r.findings if f.rule == "IC401"), None)
+        if fix:
+            print(f"    fix: {fix}")
+    for scaled in (False, True):
+        r = initcheck.probe(PreLNTransformer(blocks=24, d=64, residual_scaling=scaled))
+        t = _trend(r, "forward", "h.#.ln (layernorm)")
+        print(f"24-block pre-LN transformer, {'σ/√(2L) on the branches' if scaled else 'no residual scaling'}: "
+              f"residual stream {t.values[0]:.3f} → {t.values[-1]:.3f} (G ×{t.change:.3f}); findings "
+              f"{sorted({(f.rule, f.severity) for f in r.findings if 'ln' in f.message})}")
+    for factory in (mup_mlp, sp_mlp):
+        c = initcheck.probe.coord_check(factory, [64, 128, 256, 512])
+        slopes = ", ".join(f"{la.name} Δ {la.delta_slope:+.2f} init {la.init_slope:+.2f}" for la in c.measurements.layers)
+        print(f"coord check {factory.__name__} 64–512: {slopes}; findings "
+              f"{sorted({(f.layer, f.severity) for f in c.findings})}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -115,8 +115,11 @@ _DRIFT_EXPLANATION = """
     moment the signal falls ×0.41 per layer until the biases' floor.
 
     Example: a 32-layer ReLU MLP with PyTorch's default init: signal RMS at the output of # (linear)
-    changes ×1e-12 over its 32 copies. The fix names the measured gain per layer, the sound one and the
-    factor between them.
+    changes ×1e-12 over its 32 copies.
+
+    Fix: reinitialize with the scheme for the activation (`initcheck fix`); the finding names the measured
+    gain per layer, the sound one and the factor between them. For a residual stream: σ/√(2L) on each
+    branch's last projection (GPT-2) or a zero-initialized branch end.
     """
 
 
@@ -222,6 +225,8 @@ def dead_units(model: Model, options: RuleOptions) -> Iterable[Finding]:
     (unit-variance queries and keys with the 1/√d scale, s ≤ 1) gives h ≥ 1 − 1/(2 ln k), 0.86 for 32 keys.
     Warning when the mean h < 1/2 (fewer than √k effective keys), error when h < 1/10 (one or two keys:
     the attention has collapsed and its softmax passes almost no gradient).
+
+    Example: query/key projections 30× too large: h = 0.05 in the second block, ≈1.2 effective keys of 32.
 
     Observed on F.scaled_dot_product_attention (weights recomputed from q, k and the mask), on softmax
     calls over the last axis of ≥3-d tensors (hand-written attention) and on nn.MultiheadAttention when it

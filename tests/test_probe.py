@@ -169,3 +169,38 @@ def test_user_data_is_the_input(tmp_path):
     result = initcheck.probe(relu_mlp(depth=2, width=128, init="he"), data=str(tmp_path / "x.npy"))
     assert result.measurements.input_shape == (32, 128)
     assert result.measurements.layers[0].in_rms == pytest.approx(float(np.sqrt((x ** 2).mean())), rel=1e-5)
+
+
+# --------------------------------------------------------------------------------- other architectures
+def test_conv_net_units_are_channels():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.BatchNorm2d(16), torch.nn.ReLU(),
+                                torch.nn.Conv2d(16, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(16 * 16 * 16, 10))
+    with torch.no_grad():
+        model[3].bias[:8] = -100.0  # half the channels of the second conv can never fire
+    result = initcheck.probe(model, input_shape=(4, 3, 16, 16))
+    conv = result.measurements.layer("3")
+    assert conv.units == 16 and conv.samples == 4 * 16 * 16 and conv.dead_fraction == pytest.approx(0.5)
+    assert any(f.rule == "IC406" and f.layer == "3" for f in result.findings)
+
+
+def test_hugging_face_gpt2_attention_is_observed_and_restored():
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    model = transformers.GPT2LMHeadModel(transformers.GPT2Config(n_layer=2, n_embd=32, n_head=2, n_positions=64,
+                                                                 vocab_size=100)).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    result = initcheck.probe(model)
+    assert result.measurements.input_kind == "synthetic token ids"
+    assert len(result.measurements.attention) == 2
+    assert all(0.9 < a.entropy <= 1.0 for a in result.measurements.attention)  # std 0.02: near uniform
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_a_plain_check_is_untouched_by_the_probe_rules():
+    import initcheck.rules.probe  # noqa: F401
+
+    report = initcheck.check(relu_mlp(depth=32, width=64, bias=False))
+    assert not [f for f in report.findings if f.rule.startswith("IC4")]

@@ -142,11 +142,12 @@ def run_rules(model: Model, rules: list[Rule], options: RuleOptions | None = Non
 
 
 def applies_as_init(model: Model, layer) -> bool:
-    """Init rules judge every layer of a fresh model, and only the fresh layers of a trained or mixed one."""
+    """Init rules judge every layer of a fresh model, and only the fresh layers of a trained or mixed one
+    (an iid draw that matches a scheme or the convention: the layers IC302 names)."""
     if model.trained is None:
         return True
-    j = getattr(layer, "judgement", None)
-    return j is not None and j.provenance.verdict == "fresh"
+    verdict = getattr(model, "verdict", None)
+    return verdict is not None and layer.name in verdict.fresh_layers
 
 
 def _role(layer) -> Role | None:

@@ -208,6 +208,10 @@ def sibling_outlier(model: Model, options: RuleOptions) -> Iterable[Finding]:
     for key, group in sibling_groups(model).items():
         members = [m for m in group if m.weight.stats is not None and m.weight.stats.finite
                    and not (m.weight.stats.nan or m.weight.stats.inf) and m.weight.stats.rms > 0]
+        verdict = getattr(model, "verdict", None)
+        if model.trained is not None and verdict is not None:
+            # a fresh layer among trained siblings differs because they trained: IC302's finding, not this
+            members = [m for m in members if m.name in verdict.fresh_layers]
         if len(members) < 3:
             continue
         logs = {m.name: math.log(m.weight.stats.rms) for m in members}

@@ -83,6 +83,11 @@ def _convention_factor(layer: Layer, model: Model) -> float | None:
     return min(math.exp(abs(math.log(st.rms / s))) for s in conv.variants().values())
 
 
+def _unit_normal(layer: Layer) -> bool:
+    fp = layer.analysis.get("fingerprint") or {}
+    return fp.get("scheme") == "normal" and fp.get("scheme_std") == 1.0
+
+
 def _fix_text(layer: Layer, framework: str) -> str:
     act = layer.context.activation
     if act is None:
@@ -168,6 +173,10 @@ def _scale_findings(model: Model, options: RuleOptions, want: str | None, known:
         if want is not None and direction != want:
             continue
         severity, why = _severity(factor, layer, direction, model)
+        if severity == "error" and _unit_normal(layer):
+            # N(0, 1) exactly is a convention (unit scaling, whose ops divide by √fan_in) as well as the
+            # classic normal_() without std: loud, but not an error without the graph to tell them apart
+            severity, why = "warning", "N(0, 1) exactly: torch.nn.init.normal_'s default std, or unit scaling"
         a = layer.analysis
         st = layer.weight.stats
         lo, hi = layer.judgement.expectation.band

@@ -232,6 +232,15 @@ def _output_channels(kind: str, shape: tuple[int, ...]) -> int:
     return shape[-1]
 
 
+def _is_bias_of(shape: tuple[int, ...], kind: str, kernel: tuple[int, ...]) -> bool:
+    """A tensor right after a kernel is its bias when it has the kernel's output size: one axis of the
+    output channels, or the kernel's trailing axes (EinsumDense ``(hidden, heads, head_dim)`` has a
+    ``(heads, head_dim)`` bias)."""
+    if len(shape) == 1 and shape[0] == _output_channels(kind, kernel):
+        return True
+    return 2 <= len(shape) < len(kernel) and tuple(kernel[-len(shape):]) == tuple(shape)
+
+
 def _positional_group(layer_path: str, members: list[tuple[str, Param]], batchnorm: bool) -> list[Layer]:
     """A ``.weights.h5`` layer: variables by position only (0, 1, ...)."""
     params = [p for _, p in sorted(members, key=lambda m: int(m[0]))]
@@ -263,8 +272,7 @@ def _positional_group(layer_path: str, members: list[tuple[str, Param]], batchno
         i += 1
         bias = None
         kind, notes = kind_from_shape("kernel", w.shape, layer_path) if len(w.shape) >= 2 else ("vector", [])
-        if len(w.shape) >= 2 and i < len(params) and len(params[i].shape) == 1 and \
-                params[i].shape[0] == _output_channels(kind, w.shape):
+        if len(w.shape) >= 2 and i < len(params) and _is_bias_of(params[i].shape, kind, w.shape):
             bias = params[i]
             bias.role = "bias"
             i += 1

@@ -76,7 +76,7 @@ def plant(values, fault: str):
     """The faulty copy of a numpy array: ×10, all zeros, or one NaN in the first element."""
     import numpy as np
 
-    out = np.array(values, dtype=np.float32, copy=True)
+    out = np.array(values, dtype=np.float32, order="C", copy=True)  # reshape(-1) must be a view
     if fault == "x10":
         out *= 10.0
     elif fault == "zeros":

@@ -70,3 +70,18 @@ def test_keras_weights_and_moving_statistics_are_bit_identical_after():
     after = [w.numpy() for w in km.weights]
     assert all(np.array_equal(a, b) for a, b in zip(before, after))
     assert km.layers[2].rate == 0.5
+
+
+def keras_sp_mlp(width: int):
+    keras.utils.set_random_seed(width)
+    return keras.Sequential([keras.Input((32,)), keras.layers.Dense(width, activation="relu"),
+                             keras.layers.Dense(width, activation="relu"), keras.layers.Dense(10)])
+
+
+def test_keras_coord_check_flags_glorot_on_the_input_layer():
+    """Keras' Glorot averages fan_in and fan_out: the input layer's 32→width weights get variance
+    2/(32 + width), so its activations shrink as width^-1/2 and everything downstream with them."""
+    c = initcheck.probe.coord_check(keras_sp_mlp, [64, 128, 256, 512])
+    first = c.measurements.layers[0]
+    assert first.position == "input" and first.init_slope < -0.3  # names differ per width: matched by order
+    assert any(f.layer == first.name for f in c.findings)

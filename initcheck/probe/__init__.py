@@ -169,9 +169,8 @@ def coord_check(factory: Callable[[int], Any] | str, widths: Sequence[int], *, l
     else:
         build = factory
     arr, _ = _load_data(data)
-    per_width: dict[int, dict[str, tuple]] = {}
+    per_width: dict[int, list[tuple[str, tuple]]] = {}
     kinds: dict[str, str] = {}
-    order: list[str] = []
     model = None
     for w in widths:
         try:
@@ -179,23 +178,36 @@ def coord_check(factory: Callable[[int], Any] | str, widths: Sequence[int], *, l
         except Exception as e:
             raise InitcheckError(f"the factory {label} failed for width {w}: {type(e).__name__}: {e}") from e
         model = load(obj)
-        per_width[w] = _coord_sizes(model, input_shape, arr, lr, seed)
-        for la in model.layers:
-            kinds.setdefault(la.name, la.kind)
-        order = [n for n in per_width[w]]
+        per_width[w] = list(_coord_sizes(model, input_shape, arr, lr, seed).items())
+        kinds.update({la.name: la.kind for la in model.layers})
     coord = CoordResult(label, widths, lr)
-    shared = [n for n in order if all(n in per_width[w] for w in widths)]
-    for i, name in enumerate(shared):
-        points = [CoordPoint(w, *per_width[w][name]) for w in widths]
-        position = "input" if i == 0 else "output" if i == len(shared) - 1 else "hidden"
+    rows = _match_layers(per_width, widths, coord.notes)
+    for i, (name, sizes) in enumerate(rows):
+        points = [CoordPoint(w, *s) for w, s in zip(widths, sizes)]
+        position = "input" if i == 0 else "output" if i == len(rows) - 1 else "hidden"
         init_s, delta_s, step_s = coord_slopes(points)
         coord.layers.append(CoordLayer(name, kinds.get(name, "?"), position, points, init_s, delta_s, step_s))
-    dropped = [n for n in order if n not in shared]
-    if dropped:
-        coord.notes.append(f"{len(dropped)} layer(s) not present at every width: {', '.join(dropped[:4])}")
     model.probe_coord = coord  # read back through coord_of()
     findings = run_rules(model, rules, RuleOptions())
     return CoordReport(coord, Report(model=model, findings=findings))
+
+
+def _match_layers(per_width: dict[int, list[tuple[str, tuple]]], widths: list[int],
+                  notes: list[str]) -> list[tuple[str, list[tuple]]]:
+    """(name, sizes at each width) for the layers every width has: by name, or — when the names differ,
+    as Keras numbers its layers per session — by execution order; named as at the widest width."""
+    widest = per_width[widths[-1]]
+    by_name = [dict(per_width[w]) for w in widths]
+    shared = [(n, [d[n] for d in by_name]) for n, _ in widest if all(n in d for d in by_name)]
+    if len(shared) == len(widest):
+        return shared
+    counts = {len(per_width[w]) for w in widths}
+    if len(counts) == 1:
+        notes.append("layers matched across widths by execution order (their names differ)")
+        return [(widest[i][0], [per_width[w][i][1] for w in widths]) for i in range(len(widest))]
+    dropped = [n for n, _ in widest if n not in {s for s, _ in shared}]
+    notes.append(f"{len(dropped)} layer(s) not present at every width: {', '.join(dropped[:4])}")
+    return shared
 
 
 def _coord_sizes(model: Model, input_shape, data, lr: float, seed: int) -> dict[str, tuple]:

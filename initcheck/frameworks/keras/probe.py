@@ -109,8 +109,8 @@ class _Wrapped:
 
 def run_pass(model: Model, inputs: list[np.ndarray], *, seed: int, lr: float,
              keep: bool = False) -> tuple[dict[str, LayerProbe], dict[str, Any], tuple[int, ...]]:
-    """One forward and backward pass; (records by layer name, variable → gradient (numpy) when ``keep``,
-    output shape)."""
+    """One forward and backward pass: (records by layer name, with ``keep`` {"gradients": [(variable,
+    gradient)], "outputs": {layer: pre-activation output}}, output shape)."""
     keras, tf = _require_tensorflow()
     obj = model.handle
     by_name = {kl.name: kl for kl in _walk(obj)}
@@ -196,9 +196,10 @@ def run_pass(model: Model, inputs: list[np.ndarray], *, seed: int, lr: float,
                 lp.predicted_gain = math.sqrt(la.fan_in) * lp.weight_rms
                 lp.sound_gain = sound_gain(la)
         records[la.name] = lp
-    kept = {v: np.asarray(var_grads[id(v)]) for v in all_vars} if keep else {}
-    if keep:
-        kept["__outputs__"] = {la.name: np.asarray(z) for (la, _), z in zip(covered, zs) if z is not None}
+    kept: dict[str, Any] = {}
+    if keep:  # variables are unhashable: (variable, gradient) pairs, and the pre-activation outputs
+        kept["gradients"] = [(v, np.asarray(var_grads[id(v)])) for v in all_vars]
+        kept["outputs"] = {la.name: np.asarray(z) for (la, _), z in zip(covered, zs) if z is not None}
     return records, kept, tuple(int(s) for s in y.shape)
 
 
@@ -235,9 +236,10 @@ def coord_measure(model: Model, *, input_shape=None, data=None, seed: int = 0, l
     factory-built model; see ``frameworks/torch/probe.coord_measure``."""
     inputs, _ = _inputs(model.handle, model, input_shape, data, seed)
     _, kept, _ = run_pass(model, inputs, seed=seed, lr=lr, keep=True)
-    before = kept.pop("__outputs__")
-    for v, g in kept.items():
-        v.assign(np.asarray(v.numpy()) - lr * g.astype(np.asarray(v.numpy()).dtype))
+    before = kept["outputs"]
+    for v, g in kept["gradients"]:
+        value = np.asarray(v.numpy())
+        v.assign(value - lr * g.astype(value.dtype))
     _, kept_after, _ = run_pass(model, inputs, seed=seed, lr=lr, keep=True)
-    after = kept_after.pop("__outputs__")
+    after = kept_after["outputs"]
     return {n: (_rms(before[n]), _rms(after[n]), _rms(after[n] - before[n])) for n in before if n in after}

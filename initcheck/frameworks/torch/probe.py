@@ -169,6 +169,7 @@ class _Recorder:
             if owner is not None:
                 self.by_module.setdefault(id(owner), []).append(layer)
                 self.mod_of[layer.name] = owner
+        self.layers = {layer.name: layer for layer in model.layers}
         self.records: dict[str, LayerProbe] = {}
         self.attention: list[AttentionProbe] = []
         self.outputs: dict[str, Any] = {}  # layer → output tensor (kept only when asked)
@@ -261,8 +262,7 @@ class _Recorder:
             lp = self.records.get(owner)
             if lp is None or lp.activation is not None:
                 return
-            layer = next((la for la in self.model.layers if la.name == owner), None)
-            axis = _unit_axis(layer, x)
+            axis = _unit_axis(self.layers.get(owner), x)
             xd = x.detach()
             lp.units = int(xd.shape[axis])
             lp.samples = int(xd.numel() // max(lp.units, 1))
@@ -278,11 +278,14 @@ class _Recorder:
                 lp.saturated_fraction = float((xd.abs() > SATURATION_X[act]).float().mean())
 
     def after_call(self, name: str, args: tuple, kwargs: dict, out: Any) -> None:
-        ins = [t for t in _tensors((args, kwargs))]
+        """After the call: attention entropy; the output inherits its input's layer (for activations later)."""
+        import torch
+
+        ins = list(_tensors((args, kwargs)))
         owner = next((self.producer[id(t)] for t in ins if id(t) in self.producer), None)
         if name == "scaled_dot_product_attention":
             self._sdpa(args, kwargs, owner)
-        elif name in ("softmax", "_softmax") and isinstance(out, __import__("torch").Tensor) and out.dim() >= 3:
+        elif name in ("softmax", "_softmax") and isinstance(out, torch.Tensor) and out.dim() >= 3:
             dim = kwargs.get("dim", args[1] if len(args) > 1 and isinstance(args[1], int) else None)
             if dim in (-1, out.dim() - 1):
                 self._entropy(out.detach(), owner, "softmax")

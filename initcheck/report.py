@@ -98,10 +98,23 @@ class Report:
                 "notes": list(m.source_notes),
             },
             "banners": list(self.banners),
+            "verdict": verdict_json(m),
             "layers": [layer_json(layer) for layer in m.layers],
             "findings": [f.to_json() for f in self.findings],
             "summary": self.summary(),
         }
+
+
+def verdict_json(model: Model) -> dict | None:
+    """The model verdict: fresh, trained or mixed, the layers behind it and the convention."""
+    v = model.verdict
+    if v is None:
+        return None
+    conv = v.convention
+    return {"verdict": v.verdict, "why": v.why, "trained_layers": len(v.trained_layers),
+            "fresh_layers": list(v.fresh_layers),
+            "convention": None if conv is None else {"name": conv.name, "sigma": conv.sigma, "source": conv.source,
+                                                     "layers": conv.layers}}
 
 
 def layer_json(layer: Layer) -> dict:
@@ -135,7 +148,11 @@ def layer_json(layer: Layer) -> dict:
     }
     out["activation"] = ctx.activation
     out["activation_source"] = ctx.activation_source
-    for key in ("expected_std", "std_ratio", "fingerprint"):
+    for key in ("expected_std", "std_ratio", "fingerprint", "convention"):
         if key in layer.analysis:
             out[key] = _jsonable(layer.analysis[key]) if key != "fingerprint" else layer.analysis[key]
+    if layer.judgement is not None:
+        out["role"] = layer.judgement.role.value
+        out["role_source"] = layer.judgement.role_source
+        out["provenance"] = layer.judgement.provenance.to_json()
     return out

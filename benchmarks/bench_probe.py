@@ -124,7 +124,8 @@ def figures() -> int:
               f"{sorted({(f.rule, f.severity) for f in r.findings if 'ln' in f.message})}")
     for factory in (mup_mlp, sp_mlp):
         c = initcheck.probe.coord_check(factory, [64, 128, 256, 512])
-        slopes = ", ".join(f"{la.name} Δ {la.delta_slope:+.2f} init {la.init_slope:+.2f}" for la in c.measurements.layers)
+        slopes = ", ".join(f"{la.name} Δ {la.delta_slope:+.2f} init {la.init_slope:+.2f}"
+                           for la in c.measurements.layers)
         print(f"coord check {factory.__name__} 64–512: {slopes}; findings "
               f"{sorted({(f.layer, f.severity) for f in c.findings})}")
     return 0

@@ -74,7 +74,8 @@ def table(report: ProbeReport, width: int = 100) -> str:
                                                      for i in cols])
     out = [text, f"({EXPLAIN})", ""]
     if m.attention:
-        att = [[a.name, a.source, a.heads, a.keys, f"{a.entropy:.3f}", f"{a.min_head_entropy:.3f}"] for a in m.attention]
+        att = [[a.name, a.source, a.heads, a.keys, f"{a.entropy:.3f}", f"{a.min_head_entropy:.3f}"]
+               for a in m.attention]
         out += [tabulate(att, headers=["attention", "source", "heads", "keys", "entropy", "lowest head"],
                          tablefmt="simple", disable_numparse=True), "(entropy: H/ln(keys), 1 is uniform)", ""]
     out += findings_text(report.findings, width)

@@ -31,7 +31,7 @@ k = 32). Warning when h < 1/2 (fewer than √k effective keys), error when h < 1
 Coord check (IC408). μP keeps every layer's activation size, and the change one step makes to it, Θ(1) in
 width: slope 0 of log(size) against log(width). The smallest exponent a wrong parametrization gives is
 1/2 (a hidden layer under SGD in the standard parametrization grows as √width; its readout as width), so
-a slope beyond ±1/4, halfway, is flagged.
+a slope beyond ±1/4, halfway, is a warning, beyond ±1/2 an error.
 """
 
 from __future__ import annotations

@@ -100,19 +100,19 @@ def _drift(model: Model, quantity: str, direction: str) -> Iterable[Finding]:
 _DRIFT_EXPLANATION = """
     The probe runs one forward and one backward pass (random unit-variance cotangent, no loss) and measures
     the RMS of every layer's output and of the gradient reaching it. Copies of one layer at different
-    depths (``h.0.mlp.c_fc`` … ``h.23.mlp.c_fc``; ``0``, ``2`` … in a Sequential) form a group; a
-    normalization contributes its input, which in a pre-norm network is the residual stream. The
-    least-squares trend of log(RMS) over the group's depth gives the end-to-end change G.
+    depths (`h.0.mlp.c_fc` … `h.23.mlp.c_fc`; `0`, `2` … in a Sequential) form a group; a
+    normalization contributes its input, which in a pre-norm network is the residual stream.
 
     The end-to-end change G is the ratio of the geometric means of the deepest and the shallowest
-    sixteenth of the copies (at least one). Thresholds, derived from the static scale rules: those accept a weight std within √2.5
-    of the sound schemes' band (2.5× in variance — He and Xavier disagree by 2× on a square ReLU layer,
-    both sound) and error at 30× in variance. Applied to the whole depth: |log G| beyond log √2.5 is a
-    warning, beyond log √30 (×5.5 in RMS) an error — and only beyond 3 standard errors of the change's
-    sampling noise: a finite-width chain's log-size is a random walk (Hanin 2018), whose spread the
-    per-copy scatter of the group estimates (robust MAD × √(L−1)). He-initialized ReLU chains stay flat; PyTorch's
-    default U(±1/√fan_in) gives each Linear a gain of 1/√3 = 0.58, and with the ReLU halving the second
-    moment the signal falls ×0.41 per layer until the biases' floor.
+    sixteenth of the copies (at least one). Thresholds, derived from the static scale rules: those
+    accept a weight std within √2.5 of the sound schemes' band (2.5× in variance — He and Xavier disagree
+    by 2× on a square ReLU layer, both sound) and error at 30× in variance. Applied to the whole depth:
+    |log G| beyond log √2.5 is a warning, beyond log √30 (×5.5 in RMS) an error — and only beyond 3
+    standard errors of the change's sampling noise: a finite-width chain's log-size is a random walk
+    (Hanin 2018), whose spread the per-copy scatter of the group estimates (robust MAD × √(L−1)).
+    He-initialized ReLU chains stay flat; PyTorch's default U(±1/√fan_in) gives each Linear a gain of
+    1/√3 = 0.58, and with the ReLU halving the second moment the signal falls ×0.41 per layer until the
+    biases' floor.
 
     Example: a 32-layer ReLU MLP with PyTorch's default init: signal RMS at the output of # (linear)
     changes ×1e-12 over its 32 copies.
@@ -208,8 +208,9 @@ def dead_units(model: Model, options: RuleOptions) -> Iterable[Finding]:
         worst = max(members, key=lambda lp: lp.dead_fraction)
         d = worst.dead_fraction
         severity = "error" if d >= DEAD_ERROR else "warning"
+        low = min(m.dead_fraction for m in members)
         where = f"after {worst.name}" if len(members) == 1 else \
-            f"after {len(members)} copies of {key} (worst {worst.name}; {min(m.dead_fraction for m in members):.0%}–{d:.0%})"
+            f"after {len(members)} copies of {key} (worst {worst.name}; {low:.0%}–{d:.0%})"
         yield Finding("IC406", severity, worst.name,
                       f"{d:.1%} of the {worst.units} ReLU units {where} are inactive on all {worst.samples} samples",
                       "zero or small positive biases and He initialization for the layer; a leaky ReLU/GELU; in a "
@@ -254,8 +255,8 @@ def attention_collapse(model: Model, options: RuleOptions) -> Iterable[Finding]:
 @rule("IC408", "width-dependent-activations", "error",
       "The coord check: a layer's activation size, or its change after one step, grows or shrinks with width.",
       """
-    ``initcheck probe --model pkg:factory --widths 64,128,256,512`` builds the model at each width, runs the
-    probe's pass and one SGD step of --lr (MuSGD's per-parameter factors where mup's ``infshape`` is set)
+    `initcheck probe --model pkg:factory --widths 64,128,256,512` builds the model at each width, runs the
+    probe's pass and one SGD step of --lr (MuSGD's per-parameter factors where mup's `infshape` is set)
     and measures each layer's output RMS at init, after the step and of the change. μP's criterion: every
     size is Θ(1) in width, slope 0 of log(size) against log(width). The smallest slope a wrong
     parametrization gives is 1/2 (a hidden layer under SGD in the standard parametrization changes as
@@ -264,7 +265,7 @@ def attention_collapse(model: Model, options: RuleOptions) -> Iterable[Finding]:
 
     Example: a standard-parametrization MLP: the readout's change after one step grows as width^0.98.
 
-    Fix: μP (the ``mup`` package: MuReadout, set_base_shapes, MuSGD/MuAdam), or scale the readout by
+    Fix: μP (the `mup` package: MuReadout, set_base_shapes, MuSGD/MuAdam), or scale the readout by
     1/width and the learning rates as μP prescribes.
     """)
 def width_dependent(model: Model, options: RuleOptions) -> Iterable[Finding]:

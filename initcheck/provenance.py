@@ -201,11 +201,11 @@ def iid_tests(st: TensorStats) -> dict[str, float]:
     n = st.finite
     out: dict[str, float] = {}
     tests = {
-        "heavy tails": kurtosis_p(st.excess_kurtosis, n),
+        "heavy_tails": kurtosis_p(st.excess_kurtosis, n),
         "skew": skew_p(st.skewness, n),
         "outliers": outlier_p(max(st.max - st.mean, st.mean - st.min) / st.std if st.std > 0 else math.nan, n),
-        "uneven units": row_spread_p(st),
-        "dominant direction": spike_p(st),
+        "uneven_units": row_spread_p(st),
+        "dominant_direction": spike_p(st),
     }
     for name, p in tests.items():
         if p is not None:
@@ -243,7 +243,8 @@ def provenance_of(st: TensorStats | None, role: Role, structured: str | None = N
     p = iid_tests(st)
     prov = Provenance(Verdict.UNDETERMINED, (), p)
     if p and prov.p_min < TRAINED_ALPHA:
-        failing = [name for name, v in sorted(p.items(), key=lambda kv: kv[1]) if v * len(p) < TRAINED_ALPHA]
+        failing = [name.replace("_", " ") for name, v in sorted(p.items(), key=lambda kv: kv[1])
+                   if v * len(p) < TRAINED_ALPHA]
         return Provenance(Verdict.TRAINED, tuple(failing), p)
     calm = all(v > FRESH_ALPHA for v in p.values())
     if st.finite >= MIN_FRESH_VALUES and calm:

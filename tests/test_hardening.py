@@ -424,3 +424,51 @@ def test_fix_honours_the_config_file(tmp_path):
     r = _invoke("fix", path, "-o", str(tmp_path / "fixed.safetensors"), "--dry-run")
     assert r.exit_code == 2  # the config was read: its bad activation is reported
     assert "nonexistent_act" in _one_error_line(r.stderr)
+
+
+def test_zca_layer_is_judged_by_integrity_only(tmp_path, monkeypatch):
+    """docs/fixing.md: only integrity findings block a ZCA layer. With the activation known (--model) and
+    pixel-scale data, the whitened layer's std is far from any scheme's, which must not refuse the output."""
+    torch = pytest.importorskip("torch")
+    from click.testing import CliRunner
+
+    from initcheck.cli import main
+
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    from test_zca import smooth_images
+
+    (tmp_path / "zca_arch_ic.py").write_text(
+        "import torch\n\ndef net():\n    return torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3), torch.nn.ReLU(), "
+        "torch.nn.Flatten(), torch.nn.Linear(16 * 14 * 14, 10))\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import zca_arch_ic
+
+    torch.manual_seed(0)
+    state = zca_arch_ic.net().state_dict()
+    state["0.weight"] *= 10  # flagged, so it is both reinitialized and whitened
+    torch.save(state, tmp_path / "m.pt")
+    np.savez(tmp_path / "x.npz", x=smooth_images(64) * 255)
+    r = CliRunner().invoke(main, ["fix", "m.pt", "-o", "o.pt", "--zca", "x.npz", "--model", "zca_arch_ic:net"])
+    assert r.exit_code == 0, (r.output, r.exception)
+    assert "data-dependent init" in r.stdout and (tmp_path / "o.pt").exists()
+
+
+def test_savedmodel_add_slot_failure_has_its_own_message(tmp_path, monkeypatch):
+    """TensorFlow fails with "'_UserObject' object has no attribute 'add_slot'" on Keras 2 SavedModels with
+    optimizer slots; a stand-in tensorflow module raises exactly that (no TensorFlow import needed)."""
+    import types
+
+    def load(path):
+        raise AttributeError("'_UserObject' object has no attribute 'add_slot'")
+
+    fake = types.ModuleType("tensorflow")
+    fake.saved_model = types.SimpleNamespace(load=load)
+    monkeypatch.setitem(sys.modules, "tensorflow", fake)
+    sm = tmp_path / "sm"
+    sm.mkdir()
+    (sm / "saved_model.pb").write_bytes(b"\x08\x01")
+    r = _invoke(str(sm), "--trust")
+    assert r.exit_code == 2
+    line = _one_error_line(r.stderr)
+    assert "add_slot" in line and "model.export" in line

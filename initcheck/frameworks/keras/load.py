@@ -425,11 +425,19 @@ def load_saved_model(path: str, trust: bool) -> Model:
     tf = import_tensorflow()
     try:
         obj = tf.saved_model.load(path)
+    except AttributeError as e:
+        if "add_slot" in str(e):  # optimizer slots of a Keras 2 model, restored without its Keras classes
+            raise InitcheckError(f"TensorFlow cannot restore this SavedModel without the Keras classes that wrote "
+                                 f"it ({_one_line(e)}): save the model with model.export(DIR) or as .keras and "
+                                 "check that", path) from None
+        raise InitcheckError(f"cannot load SavedModel: {_one_line(e)}", path) from e
     except Exception as e:
         raise InitcheckError(f"cannot load SavedModel: {_one_line(e)}", path) from e
     variables = list(getattr(obj, "variables", []) or [])
     if not variables:
-        raise InitcheckError("SavedModel holds no variables", path)
+        raise InitcheckError("SavedModel exposes no model variables (tf.saved_model.save of a Keras 3 model tracks "
+                             "only its optimizer): save it with model.export(DIR) or as .keras and check that",
+                             path)
     from .modules import assigner, is_float_variable, variable_ref
 
     entries: list[tuple[str, str, Param]] = []

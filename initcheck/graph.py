@@ -26,12 +26,34 @@ TRANSPARENT = frozenset({
     "pixel_unshuffle", "channel_shuffle", "zero_pad2d", "upsample", "interpolate", "movedim",
     "swapaxes", "select", "slice", "index_select", "roll", "flip", "cat", "stack", "mean", "sum",
 })
+# Ops that read only a tensor's shape, dtype or device, or make a new tensor of its shape: they pass no
+# values on, so the walk neither follows nor stops at them (fx's getattr for ``x.shape``, timm's _assert).
+SHAPE_QUERIES = frozenset({
+    "size", "dim", "numel", "shape", "getattr", "eq", "ne", "lt", "le", "gt", "ge", "assert", "_assert",
+    "zeros_like", "ones_like", "full_like", "empty_like", "new_zeros", "new_ones", "new_full", "new_empty",
+    "arange", "is_floating_point", "len", "sym_size", "sym_numel", "dtype", "device", "scalar_tensor",
+})
+# More ops that move, select or reshape values (fx/aten spellings of the TRANSPARENT ones).
+TRANSPARENT = TRANSPARENT | frozenset({
+    "get", "type_as", "view_as", "reshape_as", "expand_as", "masked_fill", "split_with_sizes",
+    "tensor_split", "repeat_interleave", "tile", "gather", "take_along_dim", "_unsafe_view", "alias",
+    "clamp", "clip", "nan_to_num", "real", "amax", "amin", "max", "min", "logsumexp", "adaptive_avg_pool",
+    "lp_pool2d", "fractional_max_pool2d", "upsample_nearest2d", "upsample_bilinear2d", "grid_sample",
+    "stride", "as_strided", "index", "unfold", "fold", "im2col", "col2im", "view_as_real", "view_as_complex",
+    "where", "broadcast_to", "one_hot", "hsplit", "vsplit",
+})
 # Ops linear in the layer's output: no nonlinearity follows before them, so the layer feeds a linear map.
 LINEAR_OPS = frozenset({"matmul", "bmm", "mm", "einsum", "scaled_dot_product_attention", "mul", "div",
                         "baddbmm", "addmm", "multi_head_attention_forward", "softmax", "log_softmax",
-                        "linear", "conv1d", "conv2d", "conv3d", "truediv", "neg", "sub", "rsub"})
+                        "linear", "conv1d", "conv2d", "conv3d", "truediv", "neg", "sub", "rsub", "fft_fft",
+                        "fft_fftn", "fft_fft2", "fft_rfft", "fft_irfft", "cumsum", "conv_transpose1d",
+                        "conv_transpose2d", "conv_transpose3d", "convolution", "_convolution", "addcmul",
+                        "complex", "bilinear", "embedding", "lerp", "conv", "fft_ifft"})
 NORM_OPS = frozenset({"batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm", "normalize",
-                      "local_response_norm"})
+                      "local_response_norm", "native_layer_norm", "native_batch_norm", "native_group_norm",
+                      "_native_batch_norm_legit_no_training", "_native_batch_norm_legit", "fused_rms_norm"})
+# Multiplying or dividing by a constant (a scalar, no second tensor) scales the signal without mixing it.
+SCALAR_OPS = frozenset({"mul", "div", "add", "sub", "rsub", "neg", "pow_by_constant"})
 ADD_OPS = frozenset({"add", "iadd", "radd"})
 ACTIVATION_OPS = {
     "relu": "relu", "relu6": "relu", "hardtanh": "tanh", "leaky_relu": "leaky_relu", "prelu": "leaky_relu",
@@ -87,7 +109,12 @@ def normalize_op(name: str) -> str:
 
 
 def annotate(model: Model, graph: OpGraph) -> None:
-    """Fill each layer's Context from the graph (layers whose context a loader already set are kept)."""
+    """Fill each layer's Context from the graph (layers whose context a loader already set are kept).
+
+    Layers the graph never uses get ``on_inference_path = False`` and a reason; every layer whose activation
+    stays unknown gets ``activation_unknown_reason``.
+    """
+    fold_weight_views(graph)
     consumers = graph.consumers()
     by_layer: dict[str, list[OpNode]] = {}
     for node in graph.nodes:
@@ -103,6 +130,8 @@ def annotate(model: Model, graph: OpGraph) -> None:
             continue
         nodes = by_layer.get(layer.name)
         if not nodes:
+            layer.context.on_inference_path = False
+            layer.context.activation_unknown_reason = NOT_ON_PATH
             continue
         ctx = _walk(graph, consumers, nodes[-1], output_ids, scale_vectors)
         ctx.activation_source = graph.source if ctx.activation is not None else "unknown"
@@ -110,8 +139,47 @@ def annotate(model: Model, graph: OpGraph) -> None:
             ctx.position = "input"
         if layer.kind == "attention_in_proj":
             ctx.activation, ctx.residual, ctx.activation_source = "linear", False, graph.source
+        if ctx.activation is not None:
+            ctx.activation_unknown_reason = None
         layer.context = ctx
     mark_residual_branches(model)
+
+
+NOT_ON_PATH = ("not on the inference path: the forward pass never uses this weight (a training-only branch such "
+               "as an auxiliary head, or an unused layer)")
+
+
+def fold_weight_views(graph: OpGraph) -> None:
+    """Ops that only transform a weight (``self.weight.T``, weight standardization, weight norm, a cast)
+    hand the weight's layers on to the op that applies it, so the walk starts where the data meets the weight.
+
+    A node with layers and no data input (its inputs are parameters or other such nodes) is such a view.
+    """
+    consumers = graph.consumers()
+    weight_only: set[int] = set()
+    for node in graph.nodes:  # nodes are in execution order: a view's inputs come before it
+        if node.op.startswith("param:"):
+            weight_only.add(node.id)
+            continue
+        if node.layers and node.op not in ("input", "output") and all(i in weight_only for i in node.inputs):
+            weight_only.add(node.id)
+    for node in graph.nodes:
+        if node.id not in weight_only or not node.layers or node.op.startswith("param:"):
+            continue
+        users = [graph.nodes[c] for c in consumers.get(node.id, []) if c not in weight_only]
+        if not users:
+            continue
+        for user in users:
+            user.layers.extend(x for x in node.layers if x not in user.layers)
+        node.layers = []
+
+
+def explain_unknown(model: Model, reason: str) -> None:
+    """Give every layer whose activation is still unknown (and unexplained) ``reason``."""
+    for layer in model.layers:
+        ctx = layer.context
+        if ctx.activation is None and not ctx.activation_unknown_reason:
+            ctx.activation_unknown_reason = reason
 
 
 DAMPING_SCALE = 0.1  # a layer scale below this (ConvNeXt/CaiT start at 1e-6..1e-4) silences its branch
@@ -172,6 +240,8 @@ def _walk(graph: OpGraph, consumers: dict[int, list[int]], start: OpNode, output
     """Breadth-first from a layer's op through the ops that do not end its influence.
 
     ``scale_vectors``: per-channel parameters (layer scale, ReZero α) whose multiply passes the signal on.
+    The first op after the layer that mixes or bends values decides the activation; shape-only ops, norms,
+    constant multipliers and softcaps are looked through.
     """
     ctx = Context(activation_source="unknown")
     downstream = _descendants(consumers, start.id)
@@ -180,6 +250,14 @@ def _walk(graph: OpGraph, consumers: dict[int, list[int]], start: OpNode, output
     decided = False
     seen = {start.id}
     queue = deque((c, True, start.id) for c in consumers.get(start.id, []))
+
+    def decide(name: str | None, value: float | None = None, literal: str | None = None) -> None:
+        nonlocal activation, param, decided
+        if direct and not decided:
+            activation, param, decided = name, value, True
+            if literal is not None:
+                ctx.activation_literal = literal
+
     # 'direct' = only transparent or norm ops so far: an activation here is this layer's activation
     while queue:
         nid, direct, prev = queue.popleft()
@@ -187,69 +265,93 @@ def _walk(graph: OpGraph, consumers: dict[int, list[int]], start: OpNode, output
             continue
         seen.add(nid)
         node = graph.nodes[nid]
+        nxt = consumers.get(nid, [])
+        if node.op in SHAPE_QUERIES or node.op.startswith("param:"):
+            continue  # reads the shape only: nothing of the layer's values goes on from here
         if direct and _is_attention_logit_input(node, prev, graph, consumers):
             ctx.attention_logits = True
-            if not decided:
-                activation, decided = "linear", True
+            decide("linear")
             continue
         if nid in output_ids:
             if direct and not ctx.residual:
                 ctx.position = "output"
-                if activation is None and not decided:
-                    activation, decided = "linear", True
+                if activation is None:
+                    decide("linear")
+            continue
+        if node.layers and node.op == "param_add":
+            # a learned constant added to the signal (position embedding, a bias applied apart): looked through
+            ctx.consumers.extend(x for x in node.layers if x not in ctx.consumers)
+            queue.extend((c, direct, nid) for c in nxt)
             continue
         if node.layers and node.op == "mul" and set(node.layers) <= scale_vectors:
             if direct:
                 ctx.scaled_by.extend(x for x in node.layers if x not in ctx.scaled_by)
-            queue.extend((c, direct, nid) for c in consumers.get(nid, []))
+            queue.extend((c, direct, nid) for c in nxt)
             continue
         if node.layers:
             ctx.consumers.extend(x for x in node.layers if x not in ctx.consumers)
             if node.op in NORM_OPS and direct:
                 ctx.norm_after = True
-                queue.extend((c, True, nid) for c in consumers.get(nid, []))
-            elif direct and not decided:
-                activation, decided = "linear", True
+                queue.extend((c, True, nid) for c in nxt)
+            else:
+                decide("linear")
             continue
         if node.op in TRANSPARENT:
-            queue.extend((c, direct, nid) for c in consumers.get(nid, []))
+            queue.extend((c, direct, nid) for c in nxt)
             continue
         if node.op in NORM_OPS:
             if direct:
                 ctx.norm_after = True
-            queue.extend((c, direct, nid) for c in consumers.get(nid, []))
+            queue.extend((c, direct, nid) for c in nxt)
+            continue
+        if (node.op in SCALAR_OPS and len(node.inputs) == 1) or node.op == "param_add":
+            # (param_add without layers: a constant tensor the report does not list, like a bias buffer)
+            # x·c, x/c, x + c: a constant multiplier (residual scale, attention scale) keeps the activation
+            queue.extend((c, direct, nid) for c in nxt)
             continue
         if node.activation is not None:
-            if direct and not decided:
-                activation, param, decided = node.activation, node.param, True
-            queue.extend((c, False, nid) for c in consumers.get(nid, []))
+            if direct and node.op == "tanh" and _is_softcap(graph, consumers, node):
+                ctx.softcap = True  # c·tanh(x/c): near-linear for |x| ≪ c, it bounds logits
+                queue.extend((c, direct, nid) for c in nxt)
+                continue
+            decide(node.activation, node.param)
+            queue.extend((c, False, nid) for c in nxt)
             continue
         if node.op in ADD_OPS:
             # a residual add joins another path; x + f(x) inside an activation formula does not
             if direct and len(node.inputs) >= 2 and any(i not in downstream for i in node.inputs):
                 ctx.residual = True
-                if not decided:
-                    activation, decided = "linear", True
-            queue.extend((c, False, nid) for c in consumers.get(nid, []))
+                decide("linear")
+            queue.extend((c, False, nid) for c in nxt)
             continue
         if node.op in ("softmax", "log_softmax"):
-            # a classifier's softmax: linear for the layer's scale, and it still ends at the output
-            if direct and not decided:
-                activation, decided = "linear", True
-            queue.extend((c, direct, nid) for c in consumers.get(nid, []))
+            # a classifier's softmax: the reported activation is the softmax; it still ends at the output
+            decide(canonical_activation(node.op) or "linear", literal=node.op)
+            queue.extend((c, direct, nid) for c in nxt)
             continue
         if node.op in LINEAR_OPS:
-            if direct and not decided:
-                activation, decided = "linear", True
-            queue.extend((c, False, nid) for c in consumers.get(nid, []))
+            decide("linear")
+            queue.extend((c, False, nid) for c in nxt)
             continue
         # an op initcheck does not know: the activation stays unknown unless decided elsewhere
         if direct and not decided:
             decided = True
-        queue.extend((c, False, nid) for c in consumers.get(nid, []))
+            ctx.activation_unknown_reason = (f"the layer's output goes to '{node.op}', an operation initcheck "
+                                             "does not know; pass --activation or an override for it")
+        queue.extend((c, False, nid) for c in nxt)
     ctx.activation = activation
     ctx.activation_param = param
+    if activation is None and not ctx.activation_unknown_reason:
+        ctx.activation_unknown_reason = "no operation follows the layer's output in the graph"
     return ctx
+
+
+def _is_softcap(graph: OpGraph, consumers: dict[int, list[int]], node: OpNode) -> bool:
+    """``c·tanh(x / c)`` (Gemma 2 attention and final-logit softcaps): tanh between two constant scalings."""
+    before = [graph.nodes[i] for i in node.inputs]
+    after = [graph.nodes[c] for c in consumers.get(node.id, [])]
+    scaled = lambda n: n.op in ("mul", "div") and len(n.inputs) == 1  # noqa: E731
+    return bool(before) and all(scaled(n) for n in before) and bool(after) and all(scaled(n) for n in after)
 
 
 def _is_attention_logit_input(node: OpNode, prev: int, graph: OpGraph | None = None,
@@ -262,10 +364,10 @@ def _is_attention_logit_input(node: OpNode, prev: int, graph: OpGraph | None = N
     return False
 
 
-_LOGIT_PATH = TRANSPARENT | {"div", "mul", "add", "sub", "masked_fill", "where", "float", "to"}
+_LOGIT_PATH = TRANSPARENT | {"div", "mul", "add", "sub", "masked_fill", "where", "float", "to", "tanh"}
 
 
-def _leads_to_softmax(graph: OpGraph, consumers: dict[int, list[int]], nid: int, depth: int = 6) -> bool:
+def _leads_to_softmax(graph: OpGraph, consumers: dict[int, list[int]], nid: int, depth: int = 10) -> bool:
     frontier = [nid]
     for _ in range(depth):
         nxt = []
@@ -274,8 +376,10 @@ def _leads_to_softmax(graph: OpGraph, consumers: dict[int, list[int]], nid: int,
                 op = graph.nodes[c].op
                 if op in ("softmax", "log_softmax"):
                     return True
-                if op in _LOGIT_PATH and not graph.nodes[c].layers:
+                if (op in _LOGIT_PATH or op in SHAPE_QUERIES) and not graph.nodes[c].layers:
                     nxt.append(c)
+                elif op == "param_add" or (op in ("add", "mul") and graph.nodes[c].layers):
+                    nxt.append(c)  # a relative-position bias or ALiBi added to the scores
         frontier = nxt
     return False
 

@@ -77,12 +77,15 @@ class Report:
         return [f for f in self.findings if f.layer == layer_name]
 
     def summary(self) -> dict:
+        unknown = unknown_activations(self.model)
         return {
             "layers": len(self.model.layers),
             "parameters": self.model.parameter_count,
             "errors": self.count("error"),
             "warnings": self.count("warning"),
             "infos": self.count("info"),
+            "unknown_activations": sum(unknown.values()),
+            "unknown_activation_reasons": unknown,
         }
 
     def to_json(self) -> dict:
@@ -117,6 +120,20 @@ def verdict_json(model: Model) -> dict | None:
                                                      "layers": conv.layers}}
 
 
+def unknown_activations(model: Model) -> dict[str, int]:
+    """Why the activation after a weight layer is unknown → how many layers: how much context the check had.
+
+    Counted over layers whose scale an activation decides (matrices other than embeddings).
+    """
+    out: dict[str, int] = {}
+    for layer in model.layers:
+        if not layer.is_matrix or layer.kind in ("embedding", "prelu") or layer.context.activation is not None:
+            continue
+        why = getattr(layer.context, "activation_unknown_reason", None) or "no graph context"
+        out[why] = out.get(why, 0) + 1
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
 def layer_json(layer: Layer) -> dict:
     st = layer.weight.stats
     out: dict[str, Any] = {
@@ -145,6 +162,10 @@ def layer_json(layer: Layer) -> dict:
         "position": ctx.position,
         "attention_logits": ctx.attention_logits,
         "residual_branch": ctx.residual_branch,
+        "activation_unknown_reason": getattr(ctx, "activation_unknown_reason", None),
+        "on_inference_path": getattr(ctx, "on_inference_path", True),
+        "activation_literal": getattr(ctx, "activation_literal", None),
+        "softcap": getattr(ctx, "softcap", False),
     }
     out["activation"] = ctx.activation
     out["activation_source"] = ctx.activation_source

@@ -156,6 +156,12 @@ def render_one(report: Report, options: dict) -> str:
     width = options.get("width") or _width()
     summary = (f"{m.path}: {src}, {s['layers']} layers, {s['parameters']:,} parameters — "
                f"{plural(s['errors'], 'error')}, {plural(s['warnings'], 'warning')}, {plural(s['infos'], 'info')}")
+    if s.get("unknown_activations"):
+        reasons = s.get("unknown_activation_reasons") or {}
+        why = next(iter(reasons), "")
+        more = f" and {len(reasons) - 1} more reasons" if len(reasons) > 1 else ""
+        summary += (f"; activation unknown for {plural(s['unknown_activations'], 'layer')}"
+                    + (f" ({why}{more})" if why else ""))
     out.append(textwrap.fill(summary, width=width, subsequent_indent="  ", break_on_hyphens=False,
                              break_long_words=False))
     for note in m.source_notes:

@@ -76,7 +76,10 @@ def activation_layer(op: Any) -> tuple[str, str | None, float | None] | None:
     names = class_names(op)
     cfg = _config(op) if any(n in ("Activation", "ReLU", "LeakyReLU", "ELU", "PReLU") for n in names) else {}
     if "Activation" in names:
-        canon, param, known = activation_name(cfg.get("activation"))
+        raw = cfg.get("activation")
+        if isinstance(raw, str) and raw.strip().lower() in ("softmax", "log_softmax"):
+            return raw.strip().lower(), None, None  # reported as the softmax it is (see the walk)
+        canon, param, known = activation_name(raw)
         if canon == "linear":
             return "identity", None, None
         return ("act", canon, param) if known else ("other", None, None)
@@ -217,7 +220,9 @@ def build_opgraph(root: Any, collector: LayerCollector) -> OpGraph | None:
 
 def _emit_op(og: OpGraph, op: Any, ins: list[int], final: bool = False) -> int:
     act = activation_layer(op)
-    if final and (act is not None and act[1] == "linear" or "Softmax" in class_names(op)):
+    if "Softmax" in class_names(op) or (act is not None and act[0] in ("softmax", "log_softmax")):
+        return og.add(act[0] if act is not None else "softmax", ins).id
+    if final and act is not None and act[1] == "linear":
         return og.add("identity", ins).id
     if act is not None:
         name, canon, param = act
@@ -283,8 +288,8 @@ def _emit_built(og: OpGraph, built: Built, ins: list[int], final: bool = False) 
             node = og.add(canon, [x], [], param)
             node.activation, node.param = canon, param
             x = node.id
-        elif str(own).lower() in ("softmax", "log_softmax") and not final:
-            x = og.add("softmax", [x]).id
+        elif str(own).lower() in ("softmax", "log_softmax"):
+            x = og.add(str(own).lower(), [x]).id
     return x
 
 
@@ -293,20 +298,45 @@ def apply_context(model: Model, root: Any, collector: LayerCollector) -> None:
     og = build_opgraph(root, collector)
     if og is not None:
         annotate(model, og)
+        _own_activations(model, collector, graph_reached=True)
         return
     model.graph_notes.append("subclassed Keras model: no functional graph; activations only from each layer's "
                              "own `activation` argument, positions from layer order")
+    _own_activations(model, collector, graph_reached=False)
+
+
+CUSTOM_LAYER_REASON = ("inside a custom Keras layer whose call() has no functional graph to follow: only the "
+                       "layer's own `activation` argument is known")
+SUBCLASSED_REASON = ("subclassed Keras model: no functional graph to follow, only each layer's own `activation` "
+                     "argument is known")
+
+
+def _own_activations(model: Model, collector: LayerCollector, graph_reached: bool) -> None:
+    """Context from each Keras layer's own ``activation`` argument, for layers the graph did not reach
+    (all of them in a subclassed model; those inside custom layers of a functional one)."""
+    reached = {layer.name for layer in model.layers if layer.context.on_inference_path} if graph_reached else set()
+    reason = CUSTOM_LAYER_REASON if graph_reached else SUBCLASSED_REASON
     for built in collector.built:
         own_canon, own_param, known = activation_name(_config(built.keras_layer).get("activation"))
         for layer in built.external:
+            if layer.name in reached:
+                continue
             if known and own_canon != "linear":
                 layer.context = Context(activation=own_canon, activation_param=own_param,
                                         activation_source="graph")
+            else:
+                layer.context = Context(activation_unknown_reason=reason)
         for layer, act, consumers in built.internal:
+            if layer.name in reached:
+                continue
             canon, param, known = activation_name(act)
             if known:
                 layer.context = Context(activation=canon, activation_param=param, activation_source="graph",
                                         consumers=list(consumers))
+            else:
+                layer.context = Context(activation_unknown_reason=reason)
+    if graph_reached:
+        return
     matrices = [layer for layer in model.layers if layer.is_matrix and layer.kind != "prelu"]
     if matrices:
         matrices[0].context.position = "input"

@@ -130,6 +130,8 @@ class LayerCollector:
         self.built: list[Built] = []
         self.by_keras_id: dict[int, list[Built]] = {}
         self._seen: dict[int, Param] = {}
+        self._constants: set[int] = set()
+        self._layer_trainable = True
 
     # ------------------------------------------------------------------------------------ params
     def param(self, v: Any, layer_name: str, role: str, view_1d: bool = False) -> Param | None:
@@ -142,6 +144,10 @@ class LayerCollector:
             if name != seen.name and name not in seen.aliases:
                 seen.aliases.append(name)
             return None
+        if not getattr(v, "trainable", True) and self._layer_trainable:
+            # a constant the layer keeps (sinusoidal or interpolated positions): not a weight anyone initializes
+            self._constants.add(id(v))
+            return None
         ref = variable_ref(v)
         if view_1d and len(ref.shape) != 1:
             inner = ref
@@ -153,15 +159,25 @@ class LayerCollector:
 
     # ------------------------------------------------------------------------------------ walking
     def collect_model(self, model: Any, prefix: str = "") -> None:
-        for layer in _sublayers(model):
-            self.collect(layer, prefix)
+        """Layers of a (nested) model, named so the same model built or reloaded gets the same names.
 
-    def collect(self, layer: Any, prefix: str = "") -> None:
-        name = f"{prefix}{layer.name}"
+        keras_hub backbones rebuild their layers from constructor arguments on reload: names Keras generated
+        (``rms_normalization_2``) are replaced by the attribute that holds the layer, and the model's own name
+        as a prefix (``dinov2_backbone_embeddings`` once reloaded, ``embeddings`` when built) is dropped.
+        """
+        children = _sublayers(model)
+        for layer, name in zip(children, stable_names(model, children)):
+            self.collect(layer, prefix, name)
+        if not prefix:
+            self.collect_leftovers(model)
+
+    def collect(self, layer: Any, prefix: str = "", name: str | None = None) -> None:
+        name = f"{prefix}{name or layer.name}"
         cls = known_class(layer)
         if is_model(layer):
             self.collect_model(layer, f"{name}/")
             return
+        self._layer_trainable = bool(getattr(layer, "trainable", True))
         built = Built(layer, name)
         try:
             cfg = layer.get_config()
@@ -340,10 +356,39 @@ class LayerCollector:
             built.internal.append((make_layer(f"{name}/recurrent_kernel", f"{kind_prefix}_recurrent", r,
                                               None if k is not None else bias, a), act, []))
 
+    def collect_leftovers(self, root: Any) -> None:
+        """Every trainable variable no class handler reported (an extra kernel of a subclass of a known layer:
+        keras_hub ReversibleEmbedding's reverse_embeddings, XLNet's relative-attention encoding), by its path."""
+        entries = []
+        for v in list(getattr(root, "weights", []) or []):
+            if id(v) in self._seen or id(v) in self._constants or not is_float_variable(v):
+                continue
+            if not getattr(v, "trainable", True) or is_buffer(leaf(v)):
+                continue
+            path = str(getattr(v, "path", "") or getattr(v, "name", "")).split(":")[0]
+            layer_path = path.rpartition("/")[0] or path
+            p = self.param(v, layer_path, {"kernel": "weight", "bias": "bias"}.get(leaf(v), leaf(v)))
+            if p is not None:
+                entries.append((layer_path, leaf(v), p))
+        if not entries:
+            return
+        built = Built(None, "leftovers")
+        for layer_obj in layers_from_named(entries):
+            layer_obj.notes.append("variable not read by its layer's class handler: kind inferred from its "
+                                   "name and shape")
+            built.external.append(layer_obj)
+        self.built.append(built)
+
     def _generic(self, layer: Any, name: str, built: Built) -> None:
-        """A layer initcheck does not know: sublayers by class, own variables by name and shape."""
-        for sub in _sublayers(layer):
-            self.collect(sub, f"{name}/")
+        """A layer initcheck does not know: sublayers by class, own variables by name and shape.
+
+        Sublayers with auto-generated names (``layer_normalization_16``: a process-wide counter, different
+        after a reload or when other models were built first) are named by the attribute that holds them.
+        """
+        children = _sublayers(layer)
+        for sub, own in zip(children, stable_names(layer, children)):
+            self.collect(sub, f"{name}/", own)
+        self._layer_trainable = bool(getattr(layer, "trainable", True))
         own = [v for v in _own_variables(layer) if is_float_variable(v) and not is_buffer(leaf(v))]
         entries = []
         for v in own:
@@ -366,6 +411,75 @@ class LayerCollector:
             internal = [layer for layer, _, _ in b.internal]
             out.extend(internal + b.external)
         return out
+
+
+def _snake_case(name: str) -> str:
+    """Keras' ``to_snake_case`` (the stem of automatic layer names)."""
+    import re
+
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _auto_named(layer: Any) -> bool:
+    """True when the layer's name is Keras' automatic one: snake_case(class name) with an optional counter."""
+    import re
+
+    name = str(getattr(layer, "name", ""))
+    return re.fullmatch(re.escape(_snake_case(type(layer).__name__)) + r"(_\d+)?", name) is not None
+
+
+def stable_names(parent: Any, children: list[Any]) -> list[str]:
+    """Names for ``children`` that do not depend on Keras' process-wide name counters.
+
+    A child with a name of its own keeps it (without the parent model's name as a prefix); an automatically
+    named one takes the attribute that holds it, else its class stem numbered among its siblings
+    (``conv2d``, ``conv2d_1``) in construction order.
+    """
+    attrs = _child_attributes(parent)
+    own_prefix = f"{getattr(parent, 'name', '')}_"
+    counts: dict[str, int] = {}
+    names = []
+    for child in children:
+        name = str(child.name)
+        if _auto_named(child):
+            if id(child) in attrs:
+                name = attrs[id(child)]
+            else:
+                stem = _snake_case(type(child).__name__)
+                k = counts.get(stem, 0)
+                counts[stem] = k + 1
+                name = stem if k == 0 else f"{stem}_{k}"
+        elif own_prefix != "_" and name.startswith(own_prefix) and len(name) > len(own_prefix):
+            name = name[len(own_prefix):]
+        names.append(name)
+    return names
+
+
+# Keras' own bookkeeping attributes that also hold sublayers (not names a user gave them)
+_KERAS_TRACKING = frozenset({"layers", "tracker", "inbound_nodes", "outbound_nodes", "self_tracked_trackables",
+                             "functional", "operations", "trainable_variables", "non_trainable_variables"})
+
+
+def _child_attributes(parent: Any) -> dict[int, str]:
+    """id(sublayer) → the attribute path that holds it (``feedforward_norm``, ``experts_0``), stable names."""
+    out: dict[int, str] = {}
+    try:
+        items = list(vars(parent).items())
+    except TypeError:
+        return out
+    for attr, value in items:
+        label = attr.lstrip("_")
+        if not label or attr.startswith("__") or label in _KERAS_TRACKING:
+            continue
+        if hasattr(value, "weights") and hasattr(value, "name") and not isinstance(value, type):
+            out.setdefault(id(value), label)
+        elif isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                if hasattr(item, "weights") and hasattr(item, "name"):
+                    out.setdefault(id(item), f"{label}_{i}")
+    return out
 
 
 def _sublayers(obj: Any) -> list[Any]:

@@ -66,8 +66,9 @@ def fx_graph(module, model: Model) -> OpGraph:
     import torch.fx
 
     class _Tracer(torch.fx.Tracer):
-        def is_leaf_module(self, m, qualname):  # composite activations stay one node
-            return type(m).__name__ in COMPOSITE_ACTIVATIONS or super().is_leaf_module(m, qualname)
+        def is_leaf_module(self, m, qualname):  # composite activations and custom norms stay one node
+            return (type(m).__name__ in COMPOSITE_ACTIVATIONS or is_norm_module(m)
+                    or super().is_leaf_module(m, qualname))
 
     tracer = _Tracer()
     traced = torch.fx.GraphModule(tracer.root if hasattr(tracer, "root") else module, tracer.trace(module))
@@ -111,8 +112,8 @@ def fx_graph(module, model: Model) -> OpGraph:
                 op = _NORM_MODULES[cls]
             elif cls in _SHAPE_MODULES:
                 op = _SHAPE_MODULES[cls]
-            elif "Norm" in cls and layers:
-                op = "layer_norm"
+            elif is_norm_module(mod):
+                op = norm_op(cls)
             elif layers:
                 op = "linear"
             else:
@@ -122,6 +123,8 @@ def fx_graph(module, model: Model) -> OpGraph:
             name = target if isinstance(target, str) else getattr(target, "__name__", str(target))
             if target is operator.add or target is operator.iadd:
                 name = "add"
+            if target is getattr and len(node.args) > 1 and node.args[1] in ("T", "mT", "H", "mH"):
+                name = "transpose"  # x.T is a view of the values; x.shape and x.dtype stay shape queries
             op = normalize_op(name)
             op = _activation_op(op, dict(node.kwargs))
             param = activation_param(op, tuple(node.args), dict(node.kwargs))
@@ -154,6 +157,28 @@ def _flat_nodes(args: Any, kwargs: Any) -> list:
     visit(args)
     visit(kwargs)
     return out
+
+
+def is_norm_module(mod) -> bool:
+    """A normalization written as its own module (RMSNorm variants, LayerNorm2d...): one op, not its arithmetic.
+
+    Its class name says Norm and it holds its own parameters and no submodules (timm's BatchNormAct2d, which
+    wraps an activation, is traced through instead).
+    """
+    cls = type(mod).__name__
+    if "Norm" not in cls and "RMS" not in cls:
+        return False
+    if any(True for _ in mod.children()):
+        return False
+    return any(True for _ in mod.parameters(recurse=False))
+
+
+def norm_op(cls: str) -> str:
+    if cls in _NORM_MODULES:
+        return _NORM_MODULES[cls]
+    low = cls.lower()
+    return "rms_norm" if "rms" in low else "batch_norm" if "batch" in low else "group_norm" if "group" in low \
+        else "layer_norm"
 
 
 # --------------------------------------------------------------------------------------- recorded forward
@@ -231,10 +256,10 @@ def traced_graph(module, model: Model, example: Any, example_kwargs: dict | None
     def enter(mod, args):
         inside[0] += 1
 
-    def leave_as(op):
+    def leave_as(op, layers=None):
         def leave(mod, args, out):
             inside[0] -= 1
-            record(op, args, {}, out)
+            record(op, args, {}, out, layers)
         return leave
 
     inputs = example if isinstance(example, tuple) else (example,)
@@ -246,9 +271,13 @@ def traced_graph(module, model: Model, example: Any, example_kwargs: dict | None
     hooks = []
     for mod in module.modules():
         op = COMPOSITE_ACTIVATIONS.get(type(mod).__name__)
+        layers = None
+        if op is None and is_norm_module(mod) and not type(mod).__module__.startswith("torch.nn"):
+            op = norm_op(type(mod).__name__)  # its arithmetic (pow, mean, rsqrt) recorded as one norm
+            layers = list(dict.fromkeys(n for p in mod.parameters(recurse=False) for n in param_layers.get(id(p), [])))
         if op is not None:
             hooks.append(mod.register_forward_pre_hook(enter))
-            hooks.append(mod.register_forward_hook(leave_as(op)))
+            hooks.append(mod.register_forward_hook(leave_as(op, layers)))
     was_training = module.training
     module.eval()
     try:
@@ -264,45 +293,51 @@ def traced_graph(module, model: Model, example: Any, example_kwargs: dict | None
 
 
 def example_input(module, model: Model, input_shape: tuple[int, ...] | None = None):
-    """Arguments for one forward pass: ``(args, kwargs)`` built from a small synthetic tensor for the
-    first layer (or of ``input_shape``), fitted to the forward's signature (encoder-decoder models get
-    ``decoder_input_ids``, ``nn.Transformer`` gets src and tgt)."""
+    """Arguments for one forward pass: the first of :func:`example_inputs` (``(args, kwargs)``)."""
+    for args, kwargs, _ in example_inputs(module, model, input_shape):
+        return args, kwargs
+    raise ValueError("no layer to infer an input from")
+
+
+# forward parameters of transformers models that take the model's main input
+_INPUT_NAMES = ("input_ids", "input_values", "input_features", "pixel_values", "inputs_embeds", "x", "input",
+                "inputs", "hidden_states", "src", "image", "images", "audio", "waveform", "spectrogram")
+
+
+def example_inputs(module, model: Model, input_shape: tuple[int, ...] | None = None):
+    """Candidate arguments for one forward pass, most likely first: ``(args, kwargs, description)``.
+
+    Read from the model itself: the first layer's kind and channels; a fixed image size from the config
+    (``image_size``, int or list) or timm's ``pretrained_cfg['input_size']``; an audio front end (conv1d over a
+    waveform when it takes one channel, over mel frames otherwise, Whisper's ``2·max_source_positions``
+    frames); the forward's own parameter name (``input_values``, ``input_features``, ``pixel_values``) and,
+    for encoder-decoder models, ``decoder_input_ids``. ``input_shape`` (``--input-shape``) overrides the shape.
+    """
     import torch
 
-    x = _first_tensor(module, model, input_shape)
-    config = getattr(module, "config", None)
-    if getattr(config, "is_encoder_decoder", False) and x.dtype == torch.long:
-        return (), {"input_ids": x, "decoder_input_ids": x[:, :4]}
-    return _fit_signature(module, x), {}
-
-
-def _first_tensor(module, model: Model, input_shape: tuple[int, ...] | None):
-    import torch
-
-    first = next((layer for layer in model.layers if layer.kind not in ("parameter", "vector", "bias")), None)
-    config = getattr(module, "config", None)
-    if input_shape is not None:
-        if first is not None and first.kind == "embedding":
-            return torch.randint(0, first.shape[0], input_shape)
-        return torch.randn(*input_shape)
-    if first is None:
-        raise ValueError("no layer to infer an input from")
+    first = _input_layer(model)
     gen = torch.Generator().manual_seed(0)
-    if first.kind == "embedding":
-        return torch.randint(0, first.shape[0], (1, 8), generator=gen)
-    if first.kind in ("linear", "linear_transposed", "bilinear"):
-        return torch.randn(2, first.fan_in if first.kind != "bilinear" else first.shape[1], generator=gen)
-    if first.kind.startswith(("conv", "depthwise_conv")):
-        d = len(first.shape) - 2
-        channels = first.shape[1] * int(first.attrs.get("groups") or 1)
-        if first.kind.startswith("conv_transpose"):
-            channels = first.shape[0]
-        size = int(getattr(config, "image_size", 0) or 0) or {1: 64, 2: 64, 3: 16}[d]
-        return torch.randn(1, channels, *([size] * d), generator=gen)
-    if first.kind.endswith("_input") or first.kind in ("attention_in_proj", "attention_proj"):
-        # (batch, sequence, features): batch-first modules read it so, sequence-first ones as (seq, batch, E)
-        return torch.randn(2, 5, first.shape[1], generator=gen)
-    raise ValueError(f"cannot infer an input for a first layer of kind {first.kind}")
+    config = getattr(module, "config", None)
+    shapes = _candidate_shapes(module, model, first, input_shape)
+    if not shapes:
+        raise ValueError(f"cannot infer an input for a first layer of kind {first.kind if first else None}")
+    name = _input_name(module)
+    for shape, is_ids in shapes:
+        if is_ids:
+            x = torch.randint(0, max(2, first.shape[0]) if first is not None else 2, shape, generator=gen)
+        else:
+            x = torch.randn(*shape, generator=gen)
+        kwargs: dict = {}
+        if getattr(config, "is_encoder_decoder", False):
+            start = getattr(config, "decoder_start_token_id", None)
+            start = start if isinstance(start, int) else 0
+            kwargs["decoder_input_ids"] = torch.full((shape[0], 4), start, dtype=torch.long)
+        if name is not None and (kwargs or name != _positional_name(module)):
+            yield (), {name: x, **kwargs}, f"{name} of shape {tuple(shape)}"
+        elif kwargs:
+            yield (x,), kwargs, f"input of shape {tuple(shape)}"
+        else:
+            yield _fit_signature(module, x), {}, f"input of shape {tuple(shape)}"
 
 
 def _fit_signature(module, x) -> tuple:
@@ -316,6 +351,94 @@ def _fit_signature(module, x) -> tuple:
     required = [p for p in params if p.default is inspect.Parameter.empty
                 and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     return tuple(x for _ in range(max(1, len(required))))
+
+
+def _input_layer(model: Model):
+    return next((layer for layer in model.layers if layer.kind not in ("parameter", "vector", "bias")
+                 and not layer.kind.endswith("norm")), None)
+
+
+def _input_name(module) -> str | None:
+    """The forward's parameter for the main input when it is one transformers names (None: positional)."""
+    import inspect
+
+    try:
+        params = list(inspect.signature(module.forward).parameters)
+    except (TypeError, ValueError):
+        return None
+    return next((p for p in params if p in _INPUT_NAMES[:5]), None)
+
+
+def _positional_name(module) -> str | None:
+    import inspect
+
+    try:
+        params = list(inspect.signature(module.forward).parameters)
+    except (TypeError, ValueError):
+        return None
+    return params[0] if params else None
+
+
+def _config_size(config, module) -> tuple[int, ...] | None:
+    """A fixed spatial size the model declares: ``config.image_size`` (int or list), timm's input_size."""
+    size = getattr(config, "image_size", None) or getattr(getattr(config, "vision_config", None), "image_size", None)
+    if isinstance(size, (list, tuple)) and size and all(isinstance(v, int) for v in size):
+        return tuple(size[-2:]) if len(size) >= 2 else (size[0], size[0])
+    if isinstance(size, int) and size > 0:
+        return (size, size)
+    cfg = getattr(module, "pretrained_cfg", None) or getattr(module, "default_cfg", None)
+    if isinstance(cfg, dict) and isinstance(cfg.get("input_size"), (list, tuple)) and len(cfg["input_size"]) >= 3:
+        return tuple(int(v) for v in cfg["input_size"][1:])
+    embed = getattr(module, "patch_embed", None)
+    img = getattr(embed, "img_size", None)
+    if isinstance(img, (list, tuple)) and len(img) == 2:
+        return tuple(int(v) for v in img)
+    return None
+
+
+def _candidate_shapes(module, model: Model, first, input_shape) -> list[tuple[tuple[int, ...], bool]]:
+    """(shape, is_token_ids) candidates in the order tried."""
+    is_ids = first is not None and first.kind == "embedding"
+    if input_shape is not None:
+        return [(tuple(input_shape), is_ids)]
+    if first is None:
+        return []
+    config = getattr(module, "config", None)
+    if is_ids:
+        return [((1, 8), True), ((1, 64), True)]
+    if first.kind in ("linear", "linear_transposed", "bilinear"):
+        width = first.fan_in if first.kind != "bilinear" else first.shape[1]
+        return [((2, width), False), ((1, 8, width), False)]
+    if first.kind.startswith(("conv", "depthwise_conv")):
+        d = len(first.shape) - 2
+        channels = first.shape[1] * int(first.attrs.get("groups") or 1)
+        if first.kind.startswith("conv_transpose"):
+            channels = first.shape[0]
+        if d == 1:
+            return _audio_shapes(config, channels)
+        out = []
+        fixed = _config_size(config, module)
+        if fixed is not None and len(fixed) == d:
+            out.append(((1, channels, *fixed), False))
+        for size in ({2: (64, 224), 3: (16, 32)}[d] if d in (2, 3) else (16,)):
+            shape = (1, channels, *([size] * d))
+            if (shape, False) not in out:
+                out.append((shape, False))
+        return out
+    if first.kind.endswith("_input") or first.kind in ("attention_in_proj", "attention_proj"):
+        # (batch, sequence, features): batch-first modules read it so, sequence-first ones as (seq, batch, E)
+        return [((2, 5, first.shape[1]), False)]
+    return []
+
+
+def _audio_shapes(config, channels: int) -> list[tuple[tuple[int, ...], bool]]:
+    """conv1d front ends: a raw waveform (one channel: wav2vec2, HuBERT) or mel frames (Whisper, Speech2Text)."""
+    if channels == 1:
+        return [((1, 16000), False), ((1, 1, 16000), False)]
+    frames = int(getattr(config, "max_source_positions", 0) or 0) * 2  # Whisper: stride-2 conv to positions
+    out = [((1, channels, frames), False)] if frames else []
+    out += [((1, channels, 64), False), ((1, 64, channels), False), ((1, 3000, channels), False)]
+    return out
 
 
 # ------------------------------------------------------------------------------------------- module order
@@ -457,12 +580,20 @@ def torch_graph(module, model: Model, input_shape: tuple[int, ...] | None = None
             return fx_graph(module, model), ""
         except Exception as e:  # fx cannot trace data-dependent control flow; fall back
             notes.append(f"torch.fx could not trace ({type(e).__name__})")
+    failures = []
     try:
-        args, kwargs = example_input(module, model, input_shape)
-        return traced_graph(module, model, args, kwargs), "; ".join(notes)
-    except Exception as e:
-        first_line = str(e).splitlines()[0][:120] if str(e) else ""
-        notes.append(f"a traced forward pass failed ({type(e).__name__}: {first_line}); pass --input-shape")
+        for args, kwargs, what in example_inputs(module, model, input_shape):
+            try:
+                return traced_graph(module, model, args, kwargs), "; ".join(notes)
+            except Exception as e:  # the model's own error for this input: try the next candidate
+                first_line = str(e).splitlines()[0][:120] if str(e) else ""
+                failures.append(f"{what}: {type(e).__name__}: {first_line}")
+    except ValueError as e:
+        failures.append(str(e))
+    if failures:
+        hint = ("pass --input-shape with the shape the model takes" if input_shape is None
+                else "check --input-shape")
+        notes.append(f"a traced forward pass failed ({'; '.join(failures[:3])}); {hint}")
     graph = order_graph(module, model)
     if graph is not None:
         notes.append("context from module order")

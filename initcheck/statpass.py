@@ -272,21 +272,32 @@ def compute_all(model: Model, jobs: int | None = None, progress: bool | None = N
         return (u1 - u0) * _walk_extent(todo[i][0].tensor, modes[i])[1]
 
     pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="initcheck-stats") if jobs > 1 else None
+    mapper = map if pool is None else pool.map
+    remaining = [len(chunks(p.tensor, modes[i])) for i, (p, _) in enumerate(todo)]
+
+    def done(item: tuple[int, int, int], acc) -> None:
+        """Keep a chunk's result; a tensor is finished (and its partial results freed: the Gram rows of
+        a 7B model's matrices alone are ~0.5 GB) as soon as its last chunk is in."""
+        i = item[0]
+        parts[item[:2]] = acc
+        remaining[i] -= 1
+        if remaining[i] == 0:
+            p = todo[i][0]
+            order = [u0 for u0, _ in chunks(p.tensor, modes[i])]
+            p.stats = _finish(p.tensor, modes[i], [parts.pop((i, u0)) for u0 in order], mapper)
+
     try:
         with Progress(total, "statistics", enabled=progress, unit="values") as bar:
             if pool is None:
                 for item in items:
-                    parts[item[:2]] = run(item)
+                    done(item, run(item))
                     bar.advance(size(item), todo[item[0]][0].name)
             else:
                 futures = {pool.submit(run, item): item for item in items}
                 for fut in as_completed(futures):
-                    item = futures[fut]
-                    parts[item[:2]] = fut.result()
+                    item = futures.pop(fut)
+                    done(item, fut.result())
                     bar.advance(size(item), todo[item[0]][0].name)
-        mapper = map if pool is None else pool.map
-        for i, (p, _) in enumerate(todo):
-            p.stats = _finish(p.tensor, modes[i], [parts[(i, u0)] for u0, _ in chunks(p.tensor, modes[i])], mapper)
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)

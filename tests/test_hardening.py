@@ -472,3 +472,16 @@ def test_savedmodel_add_slot_failure_has_its_own_message(tmp_path, monkeypatch):
     assert r.exit_code == 2
     line = _one_error_line(r.stderr)
     assert "add_slot" in line and "model.export" in line
+
+
+def test_index_naming_a_tensor_twice_is_an_error(tmp_path):
+    folder = tmp_path / "m"
+    folder.mkdir()
+    _save(folder / "model-00001-of-00002.safetensors")
+    _save(folder / "model-00002-of-00002.safetensors", seed=1)
+    (folder / "model.safetensors.index.json").write_text(
+        '{"weight_map": {"fc.weight": "model-00001-of-00002.safetensors", '
+        '"fc.weight": "model-00002-of-00002.safetensors"}}')
+    r = _invoke(str(folder))
+    assert r.exit_code == 2
+    assert "duplicate key 'fc.weight'" in _one_error_line(r.stderr)

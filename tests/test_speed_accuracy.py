@@ -135,6 +135,7 @@ def test_results_do_not_depend_on_blocks_chunks_or_jobs(monkeypatch):
         return Model("m", "safetensors", "safetensors", layers)
 
     monkeypatch.setattr(statpass, "CHUNK_ELEMENTS", 7000)
+    monkeypatch.setattr(statpass, "PARALLEL_MIN_VALUES", 0)  # threads even for this small model
     one, many = model(), model()
     statpass.compute_all(one, jobs=1, progress=False)
     statpass.compute_all(many, jobs=4, progress=False)

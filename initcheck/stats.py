@@ -2,22 +2,22 @@
 
 Per block of N values x (float32 for every stored dtype up to 32 bits, float64 for float64 tensors):
 
-* extremes and counts: min, max, zeros, subnormals, values exactly at the block's min and max;
-* shifted power sums S_k = Σ dᵏ, k = 1..4, of d = (x − c)·2ᵏˢ about a pilot c (the median of a small
-  strided sample of the block, which lies within one std of the block's mean) and an exact power-of-two
-  scale 2ᵏˢ, applied only when the block's range would overflow or underflow d⁴;
+* extremes and counts: min, max, zeros, subnormals, values exactly at the min and the max;
+* shifted power sums S_k = Σ dᵏ, k = 1..4, of d = x·2⁻ᵉ − c: c is a pilot (the median of a small strided
+  sample, within one std of the block's mean; 0 when that is as good), 2⁻ᵉ an exact power-of-two scale,
+  used only when the block's spread would make d⁴ overflow or underflow (e = 0 otherwise);
 * per unit (row of the block): Σd and Σd² by a BLAS matrix-vector product;
-* a row hash of 64 sampled columns (exact bits) for duplicate-unit candidates; the Gram sample.
+* an exact hash of 16 sampled columns per unit (duplicate-unit candidates) and the Gram sample.
 
-The power sums are accumulated in the working dtype by BLAS (``sdot``/``sgemv``) over at most
-``BLOCK_ELEMENTS`` values, then turned into central moments in float64,
+The power sums are accumulated in the working dtype by BLAS (``sdot``/``sgemv``) over at most 65536
+values each, then turned into central moments in float64,
 
     M2 = S2 − S1²/N,  M3 = S3 − 3 S1 S2/N + 2 S1³/N²,  M4 = S4 − 4 S1 S3/N + 6 S1² S2/N² − 3 S1⁴/N³,
 
 and blocks are merged in float64 with the pairwise update of Chan, Golub & LeVeque (1979), extended to
-the third and fourth moments (Pébay 2008). Because the pilot sits near the mean, the cancellation in the
-formulas above is bounded (≤ ~4×), so float32 accumulation over a block gives ~1e-6 relative error on
-the std; see ``docs/statistics.md`` for the measured agreement with float64 two-pass numpy.
+the third and fourth moments (Pébay 2008). Because the pilot sits near the mean the cancellation above
+is bounded, so float32 accumulation gives ≲1e-6 relative error on the std; ``docs/statistics.md``
+states the tolerances and the measured agreement with float64 two-pass numpy.
 
 Exact cases stay exact: a block whose min equals its max is not summed at all (std exactly 0, mean
 exactly its value), so a constant tensor has ``std == 0`` and ``min == max``, and counts (zeros, NaN,

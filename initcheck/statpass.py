@@ -132,11 +132,6 @@ class _Reader:
             self.view = raw.reshape(-1, self.units) if mode == "columns" else raw.reshape(1, -1)
             self.per = self.view.shape[0] if mode == "columns" else ref.size
 
-    @property
-    def length(self) -> int:
-        """Extent of the walked axis: units (rows), positions (columns), values (flat)."""
-        return self.units if self.mode == "rows" else (self.view.shape[0] if self.mode == "columns" else self.per)
-
     def block(self, start: int, stop: int) -> np.ndarray:
         raw = self.view[start:stop] if self.mode != "flat" else self.view[0, start:stop]
         out = _scratch().get("x", raw.size, self.wd).reshape(raw.shape)
@@ -177,12 +172,13 @@ def _walk_extent(ref: TensorRef, mode: str) -> tuple[int, int]:
     return units, ref.size // max(units, 1)
 
 
-def chunks(ref: TensorRef, mode: str, chunk_elements: int = CHUNK_ELEMENTS) -> list[tuple[int, int]]:
-    """Ranges of the walked axis of about ``chunk_elements`` values (shape-only: never depends on jobs)."""
+def chunks(ref: TensorRef, mode: str, chunk_elements: int | None = None) -> list[tuple[int, int]]:
+    """Ranges of the walked axis of about ``chunk_elements`` (default CHUNK_ELEMENTS) values; from the
+    shape alone, so never dependent on the number of jobs."""
     if ref.size == 0:
         return []
     length, width = _walk_extent(ref, mode)
-    step = max(1, chunk_elements // max(width, 1))
+    step = max(1, (chunk_elements or CHUNK_ELEMENTS) // max(width, 1))
     return [(u, min(u + step, length)) for u in range(0, length, step)]
 
 

@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP_FLAGS ?= -q --disable-pip-version-check
 
-.PHONY: demo test install fixtures bench clean fuzz hostile zoo-deps sweep trained-wheels trained
+.PHONY: demo test install fixtures bench clean fuzz hostile zoo-deps sweep trained-wheels trained coverage
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,12 @@ trained:
 # the stock sweep over every zoo model, in memory and tensor-only, with planted faults (docs/corpus.md)
 sweep: install
 	$(PY) benchmarks/corpus/stock_sweep.py --out bench-out/sweep
+
+# graph coverage over stock architectures (issue 13): unknown activations, parameter counts, Keras names
+coverage: install
+	mkdir -p bench-out
+	$(PY) benchmarks/coverage_sweep.py --framework torch --json bench-out/coverage-torch.json
+	$(PY) benchmarks/coverage_sweep.py --framework keras --json bench-out/coverage-keras.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -80,8 +80,7 @@ TIMM_MODELS = [
     "davit_tiny", "focalnet_tiny_srf", "inception_next_tiny", "rdnet_tiny", "tiny_vit_5m_224",
     "efficientvit_b0", "efficientvit_m0", "fasternet_t0", "hgnet_tiny", "hgnetv2_b0", "mambaout_femto",
     "starnet_s1", "repghostnet_050", "vovnet39a", "ese_vovnet19b_dw", "selecsls42b", "tresnet_m",
-    "gernet_s", "sebotnet33ts_256", "halonet26t", "lambda_resnet26t", "eca_resnet33ts", "gc_resnet33ts",
-    "cs3darknet_s", "vit_relpos_small_patch16_224", "vit_srelpos_small_patch16_224",
+    "gernet_s", "sebotnet33ts_256", "halonet26t", "lambda_resnet26t", "eca_resnet33ts", "cs3darknet_s", "vit_relpos_small_patch16_224", "vit_srelpos_small_patch16_224",
     "flexivit_small", "vit_medium_patch16_gap_256", "samvit_base_patch16", "hiera_tiny_224",
     "vitamin_small_224", "nextvit_small", "ghostnetv3_050", "csatv2", "shvit_s1", "fastvit_mci0",
     "test_vit", "test_efficientnet", "test_convnext", "test_byobnet", "test_resnet", "test_nfnet",
@@ -106,18 +105,18 @@ VISION_SMALL = {"hidden_sizes": [16, 32], "depths": [1, 1], "embedding_size": 16
                 "num_heads": [1, 2], "image_size": 64, "window_size": 4, "hidden_size": 32}
 TEXT_MODEL_TYPES = [
     "bert", "roberta", "distilbert", "albert", "electra", "xlm-roberta", "camembert", "deberta", "deberta-v2",
-    "mpnet", "funnel", "squeezebert", "mobilebert", "convbert", "ernie", "roformer", "megatron-bert",
+    "mpnet", "squeezebert", "mobilebert", "convbert", "ernie", "roformer", "megatron-bert",
     "nystromformer", "canine", "xlnet", "gpt2", "gpt_neo", "gptj", "gpt_neox", "bloom", "opt", "llama", "mistral",
     "mixtral", "qwen2", "qwen2_moe", "qwen3", "phi", "phi3", "gemma", "gemma2", "falcon", "stablelm", "starcoder2",
-    "olmo", "cohere", "codegen", "ctrl", "transfo-xl", "t5", "mt5", "bart", "mbart", "marian", "pegasus",
-    "blenderbot-small", "led", "prophetnet", "fsmt", "whisper", "wav2vec2", "hubert", "data2vec-audio",
+    "olmo", "cohere", "codegen", "ctrl", "t5", "mt5", "bart", "mbart", "marian", "pegasus",
+    "blenderbot-small", "led", "fsmt", "whisper", "wav2vec2", "hubert", "data2vec-audio",
     "wavlm", "sew", "unispeech", "speech_to_text", "granite", "helium", "glm", "persimmon", "biogpt",
-    "xglm", "mvp", "plbart", "m2m_100", "nllb-moe", "switch_transformers", "umt5", "longt5", "esm", "ibert",
+    "xglm", "mvp", "plbart", "m2m_100", "nllb-moe", "switch_transformers", "umt5", "longt5", "ibert",
 ]
 VISION_MODEL_TYPES = [
     "vit", "deit", "beit", "dinov2", "swin", "swinv2", "convnext", "convnextv2", "resnet", "regnet",
     "mobilenet_v1", "mobilenet_v2", "efficientnet", "levit", "poolformer", "cvt", "segformer", "dpt",
-    "yolos", "vit_mae", "data2vec-vision", "bit", "focalnet", "van", "pvt", "pvt_v2", "dinat", "mobilevit",
+    "yolos", "vit_mae", "data2vec-vision", "bit", "focalnet", "pvt", "pvt_v2", "mobilevit",
     "mobilevitv2", "clip_vision_model", "siglip_vision_model", "textnet", "hiera",
 ]
 

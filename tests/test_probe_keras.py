@@ -85,3 +85,19 @@ def test_keras_coord_check_flags_glorot_on_the_input_layer():
     first = c.measurements.layers[0]
     assert first.position == "input" and first.init_slope < -0.3  # names differ per width: matched by order
     assert any(f.layer == first.name for f in c.findings)
+
+
+def test_probe_command_reads_a_keras_file(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from initcheck.cli import main
+
+    _, km = twins(widths=(24,) + (64,) * 12 + (10,))
+    km.save(tmp_path / "m.keras")
+    res = CliRunner().invoke(main, ["probe", str(tmp_path / "m.keras"), "--format", "json"])
+    assert res.exit_code == 1, res.output
+    doc = json.loads(res.output)
+    assert doc["probe"]["framework"] == "keras" and len(doc["probe"]["layers"]) == 13
+    assert "IC401" in {f["rule"] for f in doc["findings"]}

@@ -72,7 +72,7 @@ def table(report: ProbeReport, width: int = 100) -> str:
     text = tabulate([[r[i] for i in cols] for r in data], headers=[COLUMNS[i] for i in cols], tablefmt="simple",
                     disable_numparse=True, colalign=["left" if COLUMNS[i] in ("layer", "kind", "act") else "right"
                                                      for i in cols])
-    out = [text, f"({EXPLAIN})", ""]
+    out = [text, textwrap.fill(f"({EXPLAIN})", width=width, break_on_hyphens=False), ""]
     if m.attention:
         att = [[a.name, a.source, a.heads, a.keys, f"{a.entropy:.3f}", f"{a.min_head_entropy:.3f}"]
                for a in m.attention]

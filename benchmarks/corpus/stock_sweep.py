@@ -123,18 +123,22 @@ class Framework:
 
 
 def file_layer_name(file_report, target, values) -> str | None:
-    """The target's layer name in the tensor-only file: same name, else the one matrix holding its values."""
+    """The target's layer name in the tensor-only file: the layer holding exactly its values (same name first;
+    Keras names in a ``.weights.h5`` need not be the in-memory ones). None when no single layer does."""
     import numpy as np
 
-    names = {layer.name for layer in file_report.model.layers}
-    if target.name in names:
+    def holds(layer) -> bool:
+        if layer.weight.tensor.size != values.size:
+            return False
+        got = np.asarray(layer.weight.tensor.numpy(), dtype=np.float32).reshape(values.shape)
+        return bool(np.array_equal(got, values))
+
+    layers = file_report.model.layers
+    same_name = [layer for layer in layers if layer.name == target.name and holds(layer)]
+    if same_name:
         return target.name
-    for layer in file_report.model.layers:
-        if tuple(layer.weight.shape) == tuple(values.shape):
-            got = np.asarray(layer.weight.tensor.raw(), dtype=np.float32).reshape(values.shape)
-            if np.array_equal(got, values):
-                return layer.name
-    return None
+    holders = [layer.name for layer in layers if holds(layer)]
+    return holders[0] if len(holders) == 1 else None
 
 
 def run_model(entry, timeout: int) -> dict[str, Any]:

@@ -134,11 +134,12 @@ class LayerCollector:
         self._layer_trainable = True
 
     # ------------------------------------------------------------------------------------ params
-    def param(self, v: Any, layer_name: str, role: str, view_1d: bool = False) -> Param | None:
+    def param(self, v: Any, layer_name: str, role: str, view_1d: bool = False,
+              leaf_name: str | None = None) -> Param | None:
         """A Param for a variable seen for the first time, None for one already reported (shared)."""
         if v is None:
             return None
-        name = f"{layer_name}/{leaf(v)}"
+        name = f"{layer_name}/{leaf_name or leaf(v)}"
         if id(v) in self._seen:
             seen = self._seen[id(v)]
             if name != seen.name and name not in seen.aliases:
@@ -390,12 +391,14 @@ class LayerCollector:
             self.collect(sub, f"{name}/", own)
         self._layer_trainable = bool(getattr(layer, "trainable", True))
         own = [v for v in _own_variables(layer) if is_float_variable(v) and not is_buffer(leaf(v))]
+        leaves = stable_variable_names(layer, own)
         entries = []
         for v in own:
-            role = {"kernel": "weight", "bias": "bias"}.get(leaf(v), leaf(v))
-            p = self.param(v, name, role)
+            stable = leaves.get(id(v), leaf(v))
+            role = {"kernel": "weight", "bias": "bias"}.get(stable, stable)
+            p = self.param(v, name, role, leaf_name=stable)
             if p is not None:
-                entries.append((name, leaf(v), p))
+                entries.append((name, stable, p))
         if entries:
             made = layers_from_named(entries)
             for layer_obj in made:
@@ -428,6 +431,30 @@ def _auto_named(layer: Any) -> bool:
 
     name = str(getattr(layer, "name", ""))
     return re.fullmatch(re.escape(_snake_case(type(layer).__name__)) + r"(_\d+)?", name) is not None
+
+
+def stable_variable_names(layer: Any, variables: list[Any]) -> dict[int, str]:
+    """id(variable) → a name that survives a reload: its own, unless Keras generated it (``add_weight``
+    without a name gives ``variable_18``, a process-wide counter); then the attribute holding it, else
+    ``variable``, ``variable_1``... in creation order within the layer."""
+    import re
+
+    try:
+        attrs = {id(v): k.lstrip("_") for k, v in vars(layer).items() if hasattr(v, "assign") and k.lstrip("_")}
+    except TypeError:
+        attrs = {}
+    out: dict[int, str] = {}
+    k = 0
+    for v in variables:
+        name = leaf(v)
+        if re.fullmatch(r"variable(_\d+)?", name):
+            if id(v) in attrs:
+                name = attrs[id(v)]
+            else:
+                name = "variable" if k == 0 else f"variable_{k}"
+                k += 1
+        out[id(v)] = name
+    return out
 
 
 def stable_names(parent: Any, children: list[Any]) -> list[str]:

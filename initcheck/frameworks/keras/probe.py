@@ -46,6 +46,16 @@ def _walk(layer) -> Iterator[Any]:
         yield from _walk(sub)
 
 
+def _owners(keras_model) -> dict[int, Any]:
+    """id(variable) → the innermost Keras layer holding it: initcheck's layer names are made stable across
+    reloads and need not be Keras' own, so layers are found through their weights."""
+    owner: dict[int, Any] = {}
+    for kl in _walk(keras_model):  # parents before children: the innermost holder wins
+        for v in getattr(kl, "weights", []) or []:
+            owner[id(v)] = kl
+    return owner
+
+
 def _require_tensorflow():
     import keras
 
@@ -113,8 +123,9 @@ def run_pass(model: Model, inputs: list[np.ndarray], *, seed: int, lr: float,
     gradient)], "outputs": {layer: pre-activation output}}, output shape)."""
     keras, tf = _require_tensorflow()
     obj = model.handle
-    by_name = {kl.name: kl for kl in _walk(obj)}
-    covered = [(la, by_name[la.name]) for la in model.layers if la.name in by_name]
+    owner = _owners(obj)
+    covered = [(la, owner[id(la.weight.native)]) for la in model.layers if id(la.weight.native) in owner]
+    by_name = {la.name: kl for la, kl in covered}
     norms = [(la, kl) for la, kl in covered if type(kl).__name__ in NORM_CLASSES]
     wrapped: dict[str, _Wrapped] = {}
     for la, kl in covered:
@@ -131,7 +142,7 @@ def run_pass(model: Model, inputs: list[np.ndarray], *, seed: int, lr: float,
                  for la, kl in covered}
     all_vars = list(obj.trainable_variables)
     records: dict[str, LayerProbe] = {}
-    with _probe_mode(obj, list(by_name.values())):
+    with _probe_mode(obj, list(_walk(obj))):
         for name, w in wrapped.items():
             by_name[name].activation = w
         try:

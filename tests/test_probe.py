@@ -129,8 +129,7 @@ def test_attention_collapse_is_flagged_and_default_attention_is_not():
 
 # --------------------------------------------------------------------------------------- coord check
 def test_mup_mlp_passes_the_coord_check_and_sp_fails_on_its_readout():
-    pytest.importorskip("mup")
-    widths = [64, 128, 256, 512]
+    widths = [64, 128, 256, 512]  # mup comes with the dev install (Makefile): no skip
     mu = initcheck.probe.coord_check(mup_mlp, widths)
     assert not mu.findings
     assert all(abs(c.delta_slope) < 0.25 for c in mu.measurements.layers)

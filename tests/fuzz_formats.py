@@ -32,7 +32,6 @@ import sys
 import tempfile
 import time
 import zipfile
-import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -393,17 +392,14 @@ def _reason(stderr: str, path: str) -> str:
 
 def worker() -> None:
     """Read mutant JSON lines on stdin; answer each with a result line (peak RSS included)."""
-    import resource
-
     os.environ.setdefault("COLUMNS", "100")
     for line in sys.stdin:
         mutant = json.loads(line)
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        before = _hwm_mib()
         outcome = check_in_process(mutant["path"])
         if mutant["safetensors"] and outcome["rc"] in (0, 1):
             outcome["library_ok"], outcome["library_error"] = library_accepts(mutant["target"])
-        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        outcome["rss_growth_mib"] = (after - before) / 1024
+        outcome["rss_growth_mib"] = _hwm_mib() - before
         sys.stdout.write(json.dumps(outcome) + "\n")
         sys.stdout.flush()
 
@@ -449,26 +445,19 @@ class Worker:
 
 
 def run_subprocess(mutant: dict) -> dict:
-    """One mutant through ``python -m initcheck`` in a child: rc, stderr, peak RSS (os.wait4), time."""
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), COLUMNS="100")
-    with tempfile.TemporaryFile() as err:
-        start = time.monotonic()
-        proc = subprocess.Popen([sys.executable, "-m", "initcheck", mutant["path"], "--format", "json",
-                                 "--no-progress"], stdout=subprocess.DEVNULL, stderr=err, env=env)
-        hang = False
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() - start > TIMEOUT_S:
-                proc.kill()
-                pid, status, usage = os.wait4(proc.pid, 0)
-                hang = True
-                break
-            time.sleep(0.02)
-        err.seek(0)
-        return {"rc": os.waitstatus_to_exitcode(status), "stderr": err.read().decode("utf-8", "replace"),
-                "rss_mib": usage.ru_maxrss / 1024, "seconds": time.monotonic() - start, "hang": hang}
+    """One mutant through ``python -m initcheck`` in a child: rc, stderr, peak RSS, time (run_corpus's
+    measured runner: the child reports its own VmHWM)."""
+    from run_corpus import run_measured
+
+    r = run_measured([mutant["path"], "--format", "json", "--no-progress"], timeout=TIMEOUT_S)
+    return {"rc": r["rc"], "stderr": r["stderr"], "rss_mib": r["max_rss_kb"] / 1024, "seconds": r["seconds"],
+            "hang": r["timed_out"]}
+
+
+def _hwm_mib() -> float:
+    """This process's peak RSS (VmHWM: reset at exec, unlike ru_maxrss, which starts at the parent's)."""
+    with open("/proc/self/status") as f:
+        return next((int(ln.split()[1]) for ln in f if ln.startswith("VmHWM:")), 0) / 1024
 
 
 def fuzz(mutants: int, seed: int, subprocess_sample: int = 10, jobs: int = 2, keep: str | None = None) -> dict:

@@ -211,15 +211,19 @@ def test_output_into_a_read_only_folder_is_exit_2_one_line(tmp_path):
     _one_error_line(r.stderr)
 
 
-@pytest.mark.parametrize("body", ["import sys\nsys.exit(0)\n", "raise RuntimeError('boom')\n",
-                                  "def f():\n    import sys\n    sys.exit(0)\n"])
-def test_model_module_that_exits_or_raises_is_exit_2_naming_it(tmp_path, body):
+@pytest.mark.parametrize("name, body", [("exits_on_import", "import sys\nsys.exit(0)\n"),
+                                        ("raises_on_import", "raise RuntimeError('boom')\n"),
+                                        ("exits_when_called", "def f():\n    import sys\n    sys.exit(0)\n")])
+def test_model_module_that_exits_or_raises_is_exit_2_naming_it(tmp_path, monkeypatch, name, body):
     pytest.importorskip("torch")
     path = _save(tmp_path / "m.safetensors")
-    (tmp_path / "usermod_ic.py").write_text(body)
-    r = run_cli(path, "--model", "usermod_ic:f", "--no-progress", cwd=str(tmp_path))
-    assert r.returncode == 2, (r.stdout, r.stderr)
-    assert "usermod_ic" in _one_error_line(r.stderr)
+    module = f"usermod_ic_{name}"
+    (tmp_path / f"{module}.py").write_text(body)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    r = _invoke(path, "--model", f"{module}:f")
+    assert r.exit_code == 2, (r.output, r.exception)
+    assert module in _one_error_line(r.stderr)
 
 
 def test_ctrl_c_is_exit_130_one_line(tmp_path):
@@ -485,3 +489,23 @@ def test_index_naming_a_tensor_twice_is_an_error(tmp_path):
     r = _invoke(str(folder))
     assert r.exit_code == 2
     assert "duplicate key 'fc.weight'" in _one_error_line(r.stderr)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads unreadable files")
+def test_unreadable_file_is_one_line(tmp_path):
+    path = _save(tmp_path / "m.safetensors")
+    os.chmod(path, 0)
+    try:
+        r = _invoke(path)
+    finally:
+        os.chmod(path, 0o644)
+    assert r.exit_code == 2
+    assert "cannot read" in _one_error_line(r.stderr)
+
+
+def test_unreadable_config_is_one_line(tmp_path):
+    """--config naming something that is not a readable file: one line, not click's usage block."""
+    path = _save(tmp_path / "m.safetensors")
+    r = _invoke(path, "--config", str(tmp_path / "nope.toml"))
+    assert r.exit_code == 2
+    _one_error_line(r.stderr)

@@ -35,7 +35,7 @@ def resolve_factory(spec: str) -> Callable[[], Any]:
     except KeyboardInterrupt:
         raise
     except BaseException as e:  # SystemExit too: user code that exits must not end initcheck's run with its code
-        raise InitcheckError(f"--model {spec!r}: importing {module_name} failed ({_what(e)})") from None
+        raise InitcheckError(f"--model {spec!r}: cannot import {module_name} ({_what(e)})") from None
     factory = module
     for part in attr.split("."):
         factory = getattr(factory, part, None)

@@ -2,7 +2,7 @@
 
     python tests/hostile/run_corpus.py [OUT_DIR]     # builds the corpus (in a temp dir by default), prints figures
 
-Per case: exit code, stderr lines, wall time, peak RSS of the child (``os.wait4``'s ``ru_maxrss``), whether
+Per case: exit code, stderr lines, wall time, peak RSS of the child (its own VmHWM), whether
 the sentinel was created, whether any file of the corpus or of ``outside/`` changed (content hash, size,
 mode, mtime), and whether a file outside was read: every file in ``outside/`` has its access time set a
 day before its modification time, so that any read updates it (relatime does so for atime < mtime); the
@@ -62,33 +62,64 @@ def atimes(paths: list[str]) -> dict[str, int]:
     return {p: os.stat(p).st_atime_ns for p in paths}
 
 
-def run_one(out: str, case: dict, extra: list[str] | None = None) -> dict:
-    """Run ``python -m initcheck CASE --no-progress`` in a child; measure it (see the module docstring)."""
+# The child reports its own peak RSS: VmHWM of /proc/self/status, written at exit. ru_maxrss (from
+# os.wait4 or getrusage) cannot be used: Linux starts a child's maxrss at its parent's RSS at fork/vfork
+# time, so under a large parent (pytest) every child would "use" the parent's memory.
+_MEASURED_MAIN = """
+import atexit, os, runpy, sys
+
+def _report():
+    with open('/proc/self/status') as s, open(os.environ['INITCHECK_HWM_FILE'], 'w') as out:
+        out.write(next((ln.split()[1] for ln in s if ln.startswith('VmHWM:')), '0'))
+
+atexit.register(_report)
+sys.argv = ['initcheck', *sys.argv[1:]]
+runpy.run_module('initcheck', run_name='__main__', alter_sys=True)
+"""
+
+
+def _hwm_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return next((int(ln.split()[1]) for ln in f if ln.startswith("VmHWM:")), 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def run_measured(args: list[str], cwd: str | None = None, timeout: float = TIME_LIMIT_S) -> dict:
+    """``python -m initcheck ARGS`` in a child: exit code, stderr, wall time, peak RSS (KiB), timed out."""
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), COLUMNS="100")
     env.pop("INITCHECK_DEBUG", None)
-    path = os.path.join(out, case["path"])
-    with tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as stdout:
+    with tempfile.TemporaryFile() as err, tempfile.NamedTemporaryFile("r", suffix=".hwm") as hwm:
+        env["INITCHECK_HWM_FILE"] = hwm.name
         start = time.monotonic()
-        proc = subprocess.Popen([sys.executable, "-m", "initcheck", path, "--no-progress", *(extra or [])],
-                                stdout=stdout, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=out)
+        proc = subprocess.Popen([sys.executable, "-c", _MEASURED_MAIN, *args], stdout=subprocess.DEVNULL,
+                                stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=cwd)
         timed_out = False
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() - start > TIME_LIMIT_S:
+        peak = 0
+        while proc.poll() is None:
+            peak = max(peak, _hwm_kb(proc.pid))  # a fallback for a child killed before it reports
+            if time.monotonic() - start > timeout:
                 proc.kill()
+                proc.wait()
                 timed_out = True
-                pid, status, usage = os.wait4(proc.pid, 0)
                 break
             time.sleep(0.02)
-        proc.returncode = os.waitstatus_to_exitcode(status)
         elapsed = time.monotonic() - start
+        hwm.seek(0)
+        reported = hwm.read().strip()
+        peak = max(peak, int(reported) if reported.isdigit() else 0)
         err.seek(0)
         stderr = err.read().decode("utf-8", "replace")
-    return {"name": case["name"], "path": path, "rc": proc.returncode, "stderr": stderr,
-            "lines": stderr.strip().splitlines(), "seconds": elapsed, "max_rss_kb": usage.ru_maxrss,
-            "timed_out": timed_out}
+    return {"rc": proc.returncode, "stderr": stderr, "lines": stderr.strip().splitlines(), "seconds": elapsed,
+            "max_rss_kb": peak, "timed_out": timed_out}
+
+
+def run_one(out: str, case: dict, extra: list[str] | None = None) -> dict:
+    """Run ``python -m initcheck CASE --no-progress`` in a child; measure it (see the module docstring)."""
+    path = os.path.join(out, case["path"])
+    result = run_measured([path, "--no-progress", *(extra or [])], cwd=out)
+    return {"name": case["name"], "path": path, **result}
 
 
 def judge(result: dict, case: dict, out: str) -> list[str]:

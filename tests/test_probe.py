@@ -203,3 +203,26 @@ def test_a_plain_check_is_untouched_by_the_probe_rules():
 
     report = initcheck.check(relu_mlp(depth=32, width=64, bias=False))
     assert not [f for f in report.findings if f.rule.startswith("IC4")]
+
+
+def test_gpt2_depth_scaled_branches_grow_the_stream_only_at_info():
+    """Stock GPT-2 (std 0.02, c_proj 0.02/√(2L)): the stream grows from its small embeddings, bounded in
+    depth (Σ (gain/sound)² over the branch ends ≈ 0.2), so IC402 is info; c_proj at plain 0.02 is not."""
+    transformers = pytest.importorskip("transformers")
+    from initcheck.rules.probe import branch_budget
+
+    def gpt2(scaled: bool):
+        torch.manual_seed(0)
+        model = transformers.GPT2LMHeadModel(transformers.GPT2Config(
+            n_layer=12, n_embd=256, n_head=4, n_positions=64, vocab_size=500)).eval()
+        if not scaled:
+            with torch.no_grad():
+                for name, p in model.named_parameters():
+                    if name.endswith("c_proj.weight"):
+                        p.normal_(0, 0.02)
+        return initcheck.probe(model)
+
+    stock, plain = gpt2(True), gpt2(False)
+    assert branch_budget(stock.report.model)[0] < 0.5 < 2.5 < branch_budget(plain.report.model)[0]
+    assert {f.severity for f in stock.findings if f.rule == "IC402"} <= {"info"}
+    assert any(f.rule == "IC402" and f.severity != "info" for f in plain.findings)

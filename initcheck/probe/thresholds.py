@@ -10,6 +10,14 @@ a single layer: warning; beyond √30 (5.5× in RMS): error. And only when the c
 ``DRIFT_Z`` = 3 standard errors of its sampling noise (the per-copy scatter of a finite-width chain, see
 ``analysis``): a He-initialized 128-wide, 32-layer ReLU chain wanders by ×0.5–×2 by chance.
 
+Residual branches (IC402/IC404 on a residual stream). A stream fed by 2L branches, each at the sound
+scale, accumulates 2L units of a sound branch's variance and grows without bound in depth; GPT-2's σ/√(2L)
+brings the sum to one unit. The probe measures the sum, Σ (gain/sound gain)² over the branches' last
+layers; up to ``BRANCH_BUDGET`` = 2.5 units (the static variance tolerance) the branches are depth-scaled,
+and a stream that still grows does so because it starts smaller (embeddings of std 0.02): bounded in depth,
+reported at info. Block-internal drift within √2.5 of the stream's own change is explained by it (the
+normalizations' backward pass divides by the stream's RMS) and reported at info too.
+
 Saturation (IC405). A tanh/sigmoid unit is saturated where its slope is below 5% of its peak
 (``SATURATION_SLOPE``): tanh'(x) = 1 − tanh²(x) < 0.05 ⇔ |x| > 2.18; sigmoid'(x) < 0.0125 ⇔ |x| > 4.36.
 The thresholds are the saturated fraction a Gaussian pre-activation would have at the static rules' warning
@@ -43,6 +51,7 @@ DRIFT_WARN = math.sqrt(2.5)
 DRIFT_ERROR = math.sqrt(30.0)
 DRIFT_Z = 3.0
 MIN_DEPTH = 3  # a trend needs at least this many copies of a layer
+BRANCH_BUDGET = 2.5
 
 SATURATION_SLOPE = 0.05
 TANH_SATURATION_X = math.atanh(math.sqrt(1.0 - SATURATION_SLOPE))

@@ -509,3 +509,23 @@ def test_unreadable_config_is_one_line(tmp_path):
     r = _invoke(path, "--config", str(tmp_path / "nope.toml"))
     assert r.exit_code == 2
     _one_error_line(r.stderr)
+
+
+def test_non_finite_numbers_in_a_report_are_written_as_null(tmp_path, monkeypatch):
+    """Whatever statistic ends up non-finite (a std that overflowed), strict JSON is still written."""
+    from initcheck.report import Report
+
+    original = Report.to_json
+
+    def with_inf(self):
+        doc = original(self)
+        doc["layers"][0]["stats"]["std"] = float("inf")
+        doc["layers"][0]["stats"]["mean"] = float("nan")
+        return doc
+
+    monkeypatch.setattr(Report, "to_json", with_inf)
+    path = _save(tmp_path / "m.safetensors")
+    r = _invoke(path, "--format", "json")
+    assert r.exit_code in (0, 1), (r.output, r.exception)
+    doc = json.loads(r.stdout, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    assert doc["layers"][0]["stats"]["std"] is None and doc["layers"][0]["stats"]["mean"] is None

@@ -449,9 +449,9 @@ def run_subprocess(mutant: dict) -> dict:
     measured runner: the child reports its own VmHWM)."""
     from run_corpus import run_measured
 
-    r = run_measured([mutant["path"], "--format", "json", "--no-progress"], timeout=TIMEOUT_S)
+    r = run_measured([mutant["path"], "--format", "json", "--no-progress"], timeout=TIMEOUT_S + 90)
     return {"rc": r["rc"], "stderr": r["stderr"], "rss_mib": r["max_rss_kb"] / 1024, "seconds": r["seconds"],
-            "hang": r["timed_out"]}
+            "hang": r["timed_out"] or r["cpu_seconds"] > TIMEOUT_S}
 
 
 def _hwm_mib() -> float:

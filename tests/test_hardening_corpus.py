@@ -2,7 +2,7 @@
 
 Asserted for each case: exit 2 with exactly one stderr line that names the file and says why; no payload
 ran (the sentinel file does not exist); no input changed; no file outside the model's folder was read (its
-access time is unchanged); peak RSS under 1 GiB and under 30 s.
+access time is unchanged); peak RSS under 1 GiB and under 30 CPU seconds.
 """
 
 from __future__ import annotations
@@ -48,8 +48,10 @@ def test_nothing_outside_read(figures):
 
 
 def test_memory_and_time_bounded(figures):
+    """Under 1 GiB and 30 s of CPU each (CPU time, not wall clock: on a loaded 2-core machine importing torch
+    alone can take 20 s of wall clock); a child still running after 120 s counts as a hang (judge())."""
     assert figures["max_rss_mib"] < 1024
-    assert figures["max_seconds"] < 30
+    assert figures["max_cpu_seconds"] < 30
 
 
 def test_payloads_are_real(tmp_path):

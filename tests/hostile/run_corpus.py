@@ -2,7 +2,7 @@
 
     python tests/hostile/run_corpus.py [OUT_DIR]     # builds the corpus (in a temp dir by default), prints figures
 
-Per case: exit code, stderr lines, wall time, peak RSS of the child (its own VmHWM), whether
+Per case: exit code, stderr lines, wall and CPU time, peak RSS of the child (its own VmHWM), whether
 the sentinel was created, whether any file of the corpus or of ``outside/`` changed (content hash, size,
 mode, mtime), and whether a file outside was read: every file in ``outside/`` has its access time set a
 day before its modification time, so that any read updates it (relatime does so for atime < mtime); the
@@ -21,7 +21,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-TIME_LIMIT_S = 30
+TIME_LIMIT_S = 30  # CPU seconds (user + system) per case: what the file makes initcheck do
+HANG_LIMIT_S = 120  # wall clock: a child still running then is killed and counted as a hang
 RSS_LIMIT_KB = 1024 * 1024
 
 
@@ -86,7 +87,7 @@ def _hwm_kb(pid: int) -> int:
         return 0
 
 
-def run_measured(args: list[str], cwd: str | None = None, timeout: float = TIME_LIMIT_S) -> dict:
+def run_measured(args: list[str], cwd: str | None = None, timeout: float = HANG_LIMIT_S) -> dict:
     """``python -m initcheck ARGS`` in a child: exit code, stderr, wall time, peak RSS (KiB), timed out."""
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), COLUMNS="100")
     env.pop("INITCHECK_DEBUG", None)
@@ -97,14 +98,18 @@ def run_measured(args: list[str], cwd: str | None = None, timeout: float = TIME_
                                 stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=cwd)
         timed_out = False
         peak = 0
-        while proc.poll() is None:
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
             peak = max(peak, _hwm_kb(proc.pid))  # a fallback for a child killed before it reports
             if time.monotonic() - start > timeout:
                 proc.kill()
-                proc.wait()
+                pid, status, usage = os.wait4(proc.pid, 0)
                 timed_out = True
                 break
             time.sleep(0.02)
+        proc.returncode = os.waitstatus_to_exitcode(status)
         elapsed = time.monotonic() - start
         hwm.seek(0)
         reported = hwm.read().strip()
@@ -112,7 +117,7 @@ def run_measured(args: list[str], cwd: str | None = None, timeout: float = TIME_
         err.seek(0)
         stderr = err.read().decode("utf-8", "replace")
     return {"rc": proc.returncode, "stderr": stderr, "lines": stderr.strip().splitlines(), "seconds": elapsed,
-            "max_rss_kb": peak, "timed_out": timed_out}
+            "cpu_seconds": usage.ru_utime + usage.ru_stime, "max_rss_kb": peak, "timed_out": timed_out}
 
 
 def run_one(out: str, case: dict, extra: list[str] | None = None) -> dict:
@@ -126,7 +131,9 @@ def judge(result: dict, case: dict, out: str) -> list[str]:
     """What is wrong with one run (empty: it passed)."""
     problems = []
     if result["timed_out"]:
-        problems.append(f"ran past {TIME_LIMIT_S} s")
+        problems.append(f"still running after {HANG_LIMIT_S} s: a hang")
+    if result["cpu_seconds"] > TIME_LIMIT_S:
+        problems.append(f"{result['cpu_seconds']:.1f} CPU seconds")
     if result["rc"] != 2:
         problems.append(f"exit {result['rc']}, expected 2")
     if len(result["lines"]) != 1:
@@ -175,6 +182,7 @@ def run_all(out: str, jobs: int = 2) -> dict:
         "atime_observable": atime_works,
         "max_rss_mib": max(r["max_rss_kb"] for r in results) / 1024,
         "max_seconds": max(r["seconds"] for r in results),
+        "max_cpu_seconds": max(r["cpu_seconds"] for r in results),
         "one_line_refusals": sum(1 for r in results if r["rc"] == 2 and len(r["lines"]) == 1),
         "problems": {k: v for k, v in problems.items() if v},
         "results": results,
@@ -190,7 +198,8 @@ def main() -> None:
         build(out)
     figures = run_all(out)
     for r in figures["results"]:
-        print(f"{r['name']:34s} rc={r['rc']} {r['seconds']:5.1f}s {r['max_rss_kb'] // 1024:5d} MiB  "
+        print(f"{r['name']:34s} rc={r['rc']} {r['seconds']:5.1f}s ({r['cpu_seconds']:4.1f} cpu) "
+              f"{r['max_rss_kb'] // 1024:5d} MiB  "
               f"{r['lines'][0] if r['lines'] else '(no stderr)'}"[:220])
     print(json.dumps({k: v for k, v in figures.items() if k != "results"}, indent=1))
     sys.exit(1 if figures["problems"] or figures["sentinel_touched"] or figures["inputs_changed"]

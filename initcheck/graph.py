@@ -105,7 +105,8 @@ def normalize_op(name: str) -> str:
     if n.endswith("_") and n[:-1]:
         n = n[:-1]
     return {"iadd": "add", "radd": "add", "imul": "mul", "rmul": "mul", "itruediv": "div",
-            "truediv": "div", "isub": "sub", "getitem": "getitem"}.get(n, n)
+            "truediv": "div", "isub": "sub", "getitem": "getitem", "multiply": "mul", "divide": "div",
+            "true_divide": "div", "subtract": "sub", "matrix_multiply": "matmul"}.get(n, n)
 
 
 def annotate(model: Model, graph: OpGraph) -> None:
@@ -146,7 +147,8 @@ def annotate(model: Model, graph: OpGraph) -> None:
 
 
 NOT_ON_PATH = ("not on the inference path: the forward pass never uses this weight (a training-only branch such "
-               "as an auxiliary head, or an unused layer)")
+               "as an auxiliary head, an MoE expert the example input's tokens were not routed to, or an unused "
+               "layer)")
 
 
 def fold_weight_views(graph: OpGraph) -> None:

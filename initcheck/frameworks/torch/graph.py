@@ -31,7 +31,12 @@ _SHAPE_MODULES = {"Dropout": "dropout", "Dropout1d": "dropout", "Dropout2d": "dr
                   "AdaptiveAvgPool1d": "adaptive_avg_pool1d", "AdaptiveAvgPool2d": "adaptive_avg_pool2d",
                   "AdaptiveAvgPool3d": "adaptive_avg_pool3d", "AdaptiveMaxPool2d": "adaptive_max_pool2d",
                   "ZeroPad2d": "pad", "ConstantPad2d": "pad", "ReflectionPad2d": "pad", "ReplicationPad2d": "pad",
-                  "Upsample": "upsample", "PixelShuffle": "pixel_shuffle", "ChannelShuffle": "channel_shuffle"}
+                  "Upsample": "upsample", "PixelShuffle": "pixel_shuffle", "ChannelShuffle": "channel_shuffle",
+                  "Unfold": "unfold", "Fold": "fold", "PixelUnshuffle": "pixel_unshuffle",
+                  "UpsamplingNearest2d": "upsample", "UpsamplingBilinear2d": "upsample", "ZeroPad1d": "pad",
+                  "ZeroPad3d": "pad", "ConstantPad1d": "pad", "ConstantPad3d": "pad", "ReflectionPad1d": "pad",
+                  "ReplicationPad1d": "pad", "CircularPad2d": "pad", "AdaptiveMaxPool1d": "adaptive_max_pool1d",
+                  "AdaptiveMaxPool3d": "adaptive_max_pool3d", "LPPool2d": "lp_pool2d"}
 
 
 def activation_param(op: str, args: tuple, kwargs: dict) -> float | None:

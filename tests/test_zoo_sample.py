@@ -30,7 +30,6 @@ KNOWN = {
         "IC007: keras_hub Qwen value kernels bit-identical across layers (its seeded initializers)",
     ("keras_hub/QwenBackbone", "tensor_only"):
         "IC002 on MultiHeadAttention (heads, head_dim) biases in .weights.h5, and IC007 as in memory",
-    ("keras_hub/siglip", "tensor_only"): "IC002 on MultiHeadAttention (heads, head_dim) biases in .weights.h5",
     ("torchvision/vit_small", "tensor_only"): "IC002 on heads.head, which torchvision's ViT zero-initializes",
     ("transformers/udop", "memory"): "IC103 on the patch-embedding convs of UDOP's own init",
     ("transformers/udop", "tensor_only"): "IC103 on the patch-embedding convs of UDOP's own init",

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  probe's measuring pass     : {b:.3f} s (median; min {min(probe_times):.3f})  ratio {b / a:.2f}")
     print(f"  initcheck.probe() in all   : {whole:.3f} s (load, static judgement, pass, rules); "
           f"pass alone {report.measurements.seconds:.3f} s")
-    print(f"  findings: {sorted({f.rule for f in report.findings}) or 'none'}; "
+    print(f"  findings: {sorted({(f.rule, f.severity) for f in report.findings}) or 'none'}; "
           f"attention calls seen: {len(report.measurements.attention)}")
     return 0 if b / a < 3 else 1
 

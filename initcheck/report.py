@@ -126,10 +126,11 @@ def unknown_activations(model: Model) -> dict[str, int]:
     Counted over layers whose scale an activation decides (matrices other than embeddings).
     """
     out: dict[str, int] = {}
+    fallback = "no graph context" if model.handle is not None else "no graph in a tensor-only file; --model gives one"
     for layer in model.layers:
         if not layer.is_matrix or layer.kind in ("embedding", "prelu") or layer.context.activation is not None:
             continue
-        why = getattr(layer.context, "activation_unknown_reason", None) or "no graph context"
+        why = getattr(layer.context, "activation_unknown_reason", None) or fallback
         out[why] = out.get(why, 0) + 1
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 

@@ -236,6 +236,8 @@ def check(paths: tuple[str, ...], fmt: str | None, output: str | None, config_fi
             raise InitcheckError(f"unknown format {fmt!r} (choose from {', '.join(renderers())})")
         if update_baseline and not settings.baseline:
             raise InitcheckError("--update-baseline needs --baseline FILE (or 'baseline' in the config)")
+        for target in (output, plot, html, settings.baseline if update_baseline else None):
+            _check_output_folder(target)  # before minutes of loading, not after
         if plot:
             from .render.plot import require_matplotlib
 
@@ -325,6 +327,19 @@ def check(paths: tuple[str, ...], fmt: str | None, output: str | None, config_fi
     threshold = settings.fail_on
     if not exit_zero and threshold != "never" and any(r.failed(threshold) for r in reports):
         sys.exit(1)
+
+
+def _check_output_folder(target: str | None) -> None:
+    """An output whose folder is missing (or is a file) fails now, with the output's name."""
+    import os
+
+    if target is None:
+        return
+    folder = os.path.dirname(os.path.abspath(target))
+    if not os.path.isdir(folder):
+        raise InitcheckError(f"cannot write: the folder {folder} does not exist", target)
+    if os.path.isdir(target):
+        raise InitcheckError("cannot write: the output is a directory", target)
 
 
 def _expanded(paths: tuple[str, ...], expand_path: Any, debug: bool) -> Iterator[Any]:

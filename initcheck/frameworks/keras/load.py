@@ -231,6 +231,8 @@ def guard_h5_datasets(f, file_size: int, path: str) -> None:
     ``MAX_H5_RATIO`` times fewer bytes; nothing may store more than the file has. Readers (h5py,
     Keras) allocate the declared size: a 17 KB file can declare a 14 GB dataset."""
     for name, ds in h5_datasets(f):
+        if ds.dtype.kind not in "fiucb":  # strings, references: their bytes live elsewhere (and are not read)
+            continue
         declared = int(ds.size) * ds.dtype.itemsize
         stored = ds.id.get_storage_size()
         if stored > file_size:

@@ -332,17 +332,21 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
                       "per_rule": {k: dict(v) for k, v in sorted(per_rule.items())}}
     detection: dict[str, Any] = {}
     planted = [r for r in ok if r.get("faults")]
+    unlocated = [r["name"] for r in planted if r["target"].get("file_layer") is None]
     for fault in FAULTS:
         for fmt in FORMATS:
-            hits = [r["name"] for r in planted if r["faults"][fault][fmt]]
-            misses = [r["name"] for r in planted if not r["faults"][fault][fmt]]
-            detection[f"{fault}/{fmt}"] = {"found": len(hits), "of": len(planted),
-                                           "rate": round(len(hits) / len(planted), 4) if planted else None,
+            # tensor-only: a target no single layer of the file holds (two bit-identical tensors) is left out
+            pool = [r for r in planted if fmt == "memory" or r["name"] not in unlocated]
+            hits = [r["name"] for r in pool if r["faults"][fault][fmt]]
+            misses = [f"{r['name']} ({r['target']['layer']})" for r in pool if not r["faults"][fault][fmt]]
+            detection[f"{fault}/{fmt}"] = {"found": len(hits), "of": len(pool),
+                                           "rate": round(len(hits) / len(pool), 4) if pool else None,
                                            "missed": misses}
     return {"models_ok": len(ok), "models_failed": [{"name": r["name"], "error": r.get("error")}
                                                     for r in records if not r.get("ok")],
             "per_framework": dict(per_framework), "per_library": dict(per_library),
             "no_target": [r["name"] for r in ok if not r.get("target")],
+            "target_not_located_in_file": unlocated,
             "stock": stock, "detection": detection}
 
 
@@ -366,7 +370,12 @@ def markdown(records: list[dict[str, Any]], summary: dict[str, Any]) -> str:
             d = summary["detection"][f"{fault}/{fmt}"]
             cells.append(f"{d['found']}/{d['of']} ({100 * (d['rate'] or 0):.1f} %)")
         lines.append(f"| {fault} | {cells[0]} | {cells[1]} |")
-    lines += ["", "Missed:", ""]
+    if summary["target_not_located_in_file"]:
+        lines += ["", "Left out of tensor-only rates (no single layer of the file holds the target's values): "
+                  + ", ".join(summary["target_not_located_in_file"])]
+    if summary["no_target"]:
+        lines += ["", "No weight matrix of >= 1,024 values (no fault planted): " + ", ".join(summary["no_target"])]
+    lines += ["", "Missed (model and target layer):", ""]
     for key, d in summary["detection"].items():
         if d["missed"]:
             lines.append(f"- {key}: {', '.join(d['missed'])}")

@@ -96,17 +96,21 @@ def candidates(layer: Layer, cut: float | None = None) -> list[Candidate]:
                 sch = HE_NORMAL.with_mode(mode)
                 out.append(Candidate(sch, "he", mode, gname, g, sch.std(fi, fo, g), h_prior * mode_prior * fan_prior,
                                      fans_name))
+    # the cut estimated from max/std is noisy on small layers: the customary 2σ cut is a candidate beside it
+    cuts = [2.0] if cut is None else sorted({round(cut, 3), 2.0} if abs(cut - 2.0) < 0.4 else {round(cut, 3)})
+    base = list(out)
     if cut is not None:
-        sigma_c = truncated_moments(cut)[0]
-        out += [Candidate(c.scheme, c.family, c.mode, c.gain_name, c.gain, c.std * sigma_c, 0.5 * c.prior,
-                          c.fans, True) for c in list(out) if c.family != "uniform"]
+        for c_cut in cuts:
+            sigma_c = truncated_moments(c_cut)[0]
+            out += [Candidate(c.scheme, c.family, c.mode, c.gain_name, c.gain, c.std * sigma_c, 0.5 * c.prior,
+                              c.fans, True) for c in base if c.family != "uniform"]
     for sigma in COMMON_FIXED_STDS:
         out.append(Candidate(fixed_normal(sigma), "normal", None, None, 1.0, sigma, 0.5, "none"))
         # a normal of nominal σ cut at ±c·σ without Keras' correction (keras TruncatedNormal, torch
         # trunc_normal_(std=σ, a=-cσ, b=cσ)) has std σ_c·σ
-        sigma_c = truncated_moments(cut)[0] if cut is not None else TRUNC_STD_FACTOR
-        out.append(Candidate(fixed_normal(sigma), "normal", None, "truncated", 1.0,
-                             sigma * sigma_c, 0.5, "none", True))
+        for c_cut in cuts:
+            out.append(Candidate(fixed_normal(sigma), "normal", None, "truncated", 1.0,
+                                 sigma * truncated_moments(c_cut)[0], 0.5, "none", True))
     return out
 
 
@@ -273,7 +277,7 @@ def fingerprint(layer: Layer) -> dict:
     # alike): they are one answer, named by the most common member; confidence is that answer's share
     tie = max(0.01, se)
     total = group = 0.0
-    alternatives: list[str] = []
+    alternatives: list[dict] = []
     for score, z, c in scored:
         w = math.exp(-min(score, 700))
         total += w
@@ -281,8 +285,8 @@ def fingerprint(layer: Layer) -> dict:
             group += w
         elif abs(z) <= ALTERNATIVE_Z:
             label = _label(c, dist, cut)
-            if label not in alternatives and len(alternatives) < 4:
-                alternatives.append(label)
+            if all(a["label"] != label for a in alternatives) and len(alternatives) < 4:
+                alternatives.append({"label": label, "std": c.std})
     confidence = (group / total if total else 0.0) * dist_conf
     label = _label(best, dist, cut)
     out = {**result, "scheme": best.family, "mode": best.mode, "distribution": dist,

@@ -210,14 +210,15 @@ def _orthonormal(layer: Layer) -> float | None:
     if gram is None or gram.shape[0] < 2:
         return None
     sq = np.diag(gram)
-    if sq.min() <= 0:
+    if sq.min() <= 0 or not np.isfinite(gram).all():  # values near 1e200 overflow the Gram: no structure read
         return None
     norms = np.sqrt(sq)
     if (norms.max() - norms.min()) > 1e-3 * norms.mean():
         return None
-    cos = gram / np.outer(norms, norms)
+    with np.errstate(over="ignore", invalid="ignore"):
+        cos = gram / np.outer(norms, norms)
     np.fill_diagonal(cos, 0.0)
-    if np.abs(cos).max() > 1e-3:
+    if not np.isfinite(cos).all() or np.abs(cos).max() > 1e-3:
         return None
     return float(norms.mean())
 

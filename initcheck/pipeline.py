@@ -29,6 +29,16 @@ class CheckOptions:
     progress: bool | None = None  # None: on a terminal only
     jobs: int | None = None  # threads for the statistics pass; None: all CPUs (results do not depend on it)
 
+    def __post_init__(self) -> None:
+        """Unknown activation names are an error here too (the CLI and the config file refuse them), so a
+        typo never silently turns a sharp check into the 'any activation' band."""
+        from .config import check_activation
+
+        if self.activation is not None:
+            check_activation(self.activation, "activation")
+        for pattern, act in (self.activation_overrides or {}).items():
+            check_activation(act, f"activation for {pattern!r}")
+
 
 def compute_statistics(model: Model, progress: bool | None = None, jobs: int | None = None) -> None:
     """One streaming pass per tensor on ``jobs`` threads; tied tensors are read once (they are one Param)."""

@@ -8,6 +8,7 @@ in 2000 draws; the thresholds are designed for ~1e-5, so the test demands at mos
 from __future__ import annotations
 
 import math
+import zlib
 
 import numpy as np
 import pytest
@@ -56,7 +57,7 @@ CASES = [
 @pytest.mark.slow
 @pytest.mark.parametrize("activation,scheme,gain", CASES)
 def test_correct_layers_are_rarely_flagged(activation, scheme, gain):
-    rng = np.random.default_rng(abs(hash((activation, scheme))) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(f"{activation}/{scheme}".encode()))  # stable across runs
     for shape in SHAPES:
         layers = [array_layer(f"l{i}", _draw(scheme, shape, rng, gain), activation=activation) for i in range(SEEDS)]
         # one model of unrelated layers: names carry no block index and no graph links them, so rules

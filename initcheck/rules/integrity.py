@@ -107,10 +107,32 @@ def uninitialized(model: Model, options: RuleOptions) -> Iterable[Finding]:
 
 def deliberate_zero(layer: Layer) -> bool:
     """A zero weight matrix that is a known good practice: the last layer of a residual branch (zero-init
-    residual, Fixup, ReZero) or the model's output head — known from the graph, not from a name."""
+    residual, Fixup, ReZero) or the model's output head — known from the graph, not from a name. Not
+    when a normalization follows: zero-init residual zeroes the norm's scale; a zero matrix before a
+    norm gives it a constant input (variance 0, gradients scaled by 1/√eps)."""
     ctx = layer.context
+    if ctx.norm_after:
+        return False
     return (ctx.residual and not ctx.from_name("residual")) or \
         (ctx.position == "output" and not ctx.from_name("position"))
+
+
+def _starts_from_bias(layer: Layer) -> bool:
+    """A zero matrix whose bias is a deliberate pattern (Deformable DETR's sampling offsets start as a grid
+    of directions in the bias: few distinct values, repeated) starts from its bias, and the pattern breaks
+    symmetry between units. An iid random bias (a layer's default) is no such evidence: a zeroed weight
+    there cuts the layer's input off."""
+    b = layer.bias.stats if layer.bias is not None else None
+    if b is None or b.finite < 4 or b.nan or b.inf or b.min == b.max:
+        return False
+    values = layer.bias.tensor.numpy().reshape(-1)
+    return np.unique(values).size <= values.size // 2
+
+
+def _feeds_softmax(layer: Layer) -> bool:
+    """Zero weights into a softmax start it uniform (attention weights of deformable attention), from the graph."""
+    ctx = layer.context
+    return ctx.activation_source in ("graph", "trace") and (ctx.activation == "softmax" or ctx.attention_logits)
 
 
 def _nonzero_siblings(model: Model, layer: Layer) -> int:
@@ -128,7 +150,10 @@ def _nonzero_siblings(model: Model, layer: Layer) -> int:
     With every weight at zero, every unit of the layer computes the same output and receives the same
     gradient, so the units never become different (and for a layer feeding a ReLU, gradients below are zero).
     Roles whose fresh value is zero are not flagged: biases, normalization shifts, layer-scale and gate
-    parameters, position tables, LoRA B. A zero last layer of a residual branch (zero-init residual, Fixup)
+    parameters, position tables, LoRA B. A zero matrix with a patterned bias starts from that bias, which
+    breaks symmetry (Deformable DETR's sampling offsets), and one that feeds a softmax (known from the
+    graph) starts it uniform (deformable attention weights): info. A zero last layer of a
+    residual branch (zero-init residual, Fixup)
     or a zero output head, *known from the graph*, is a known good practice and is reported at info —
     unless its siblings in the other blocks are not zero (then one block was missed: warning). A layer
     name alone never excuses a zero matrix.
@@ -146,10 +171,16 @@ def all_zero(model: Model, options: RuleOptions) -> Iterable[Finding]:
         if st is None or len(layer.shape) < 2 or st.finite == 0 or st.nan or st.inf or st.zero_fraction != 1.0:
             continue
         siblings = _nonzero_siblings(model, layer)
+        if _starts_from_bias(layer) or _feeds_softmax(layer):
+            why = ("a patterned bias: the layer starts from it (deformable-attention offsets)" if _starts_from_bias(layer)
+                   else "it feeds a softmax, which starts uniform (attention weights)")
+            yield Finding("IC002", "info", layer.name,
+                          f"{layer.weight.name} is all zeros, shape {tuple(layer.shape)}, with {why}")
+            continue
         if deliberate_zero(layer):
-            severity = "warning" if siblings >= 2 else "info"
-            why = (f" (zero end of a residual branch or head, but {siblings} siblings are not zero)"
-                   if siblings >= 2 else " (zero last layer of a residual branch or head: deliberate)")
+            severity = "warning" if siblings >= 1 else "info"
+            why = (f" (zero end of a residual branch or head, but {siblings} sibling(s) are not zero)"
+                   if siblings >= 1 else " (zero last layer of a residual branch or head: deliberate)")
         else:
             severity, why = "error", ""
             if layer.context.from_name("residual") or layer.context.from_name("position"):
@@ -220,7 +251,7 @@ def duplicate_pairs(model: Model) -> list[tuple[Layer, Layer]]:
 
 
 @rule(
-    "IC007", "duplicate-tensors", "error",
+    "IC007", "duplicate-tensors", "warning",
     "Two layers hold exactly the same weights without being tied.",
     """
     Independent draws never coincide. Two untied layers with bit-identical weights come from a
@@ -228,7 +259,9 @@ def duplicate_pairs(model: Model) -> list[tuple[Layer, Layer]]:
     diverge through noise), from reseeding the generator before each layer, or from loading one tensor
     into two keys. Tied parameters (one storage under two names) are not duplicates and are not flagged,
     nor are deterministic tensors (Mamba's A_log, gains, tables: roles whose fresh value is no random draw).
-    In a trained model identical weights mean one of them never trained.
+    In a trained model identical weights mean one of them never trained. Keras 3's seeded initializers
+    cloned with their seed (keras_hub's `clone_initializer`) give a grouped-query attention's key and value
+    the same kernel. A warning: the copies diverge with training, but start as one.
 
     Example: `layers.1.mlp.fc1` has exactly the weights of `layers.0.mlp.fc1`.
 
@@ -239,7 +272,7 @@ def duplicate_pairs(model: Model) -> list[tuple[Layer, Layer]]:
 )
 def duplicate_tensors(model: Model, options: RuleOptions) -> Iterable[Finding]:
     for first, other in duplicate_pairs(model):
-        yield Finding("IC007", "error", other.name,
+        yield Finding("IC007", "warning", other.name,
                       f"{other.weight.name} is bit-identical to {first.weight.name} (shape {tuple(other.shape)}), "
                       "and they are not tied", fix="initialize each copy independently",
                       data={"duplicate_of": first.name})

@@ -56,17 +56,29 @@ def _severity(factor: float, layer: Layer, direction: str, model: Model) -> tupl
         return "info", "query/key projection: small weights start attention near uniform, the usual choice"
     if direction == "small" and ctx.position == "output":
         return "info", "output layer" + named + ": a small head is a common deliberate choice"
+    if direction == "small" and _feeds_only_the_head(layer, model):
+        return "info", "feeds only the output head: a small head is a common deliberate choice"
     conv = _convention_factor(layer, model)
     if ctx.norm_after:
         # forward scale is undone by the normalization, but a scale-invariant layer's effective
-        # learning rate goes as 1/‖w‖², so a gross error still matters
-        return ("warning" if factor >= ERROR_FACTOR or (conv or 0) >= CONVENTION_ERROR else "info"), \
-            "a normalization follows"
+        # learning rate goes as 1/‖w‖²: what would be a warning or an error stays a warning
+        loud = factor >= WARN_FACTOR or (conv or 0) >= CONVENTION_WARN
+        return ("warning" if loud else "info"), "a normalization follows: the effective learning rate " \
+            "scales as 1/‖w‖²"
     if factor >= ERROR_FACTOR or (conv or 0) >= CONVENTION_ERROR:
         return "error", f"×{conv:.3g} off the model's convention" if conv and factor < ERROR_FACTOR else ""
     if factor >= WARN_FACTOR or (conv or 0) >= CONVENTION_WARN:
         return "warning", f"×{conv:.3g} off the model's convention" if conv and factor < WARN_FACTOR else ""
     return "info", ""
+
+
+def _feeds_only_the_head(layer: Layer, model: Model) -> bool:
+    """The layer's outputs reach only the output layer (a two-layer classifier head's first layer)."""
+    consumers = layer.context.consumers
+    if not consumers:
+        return False
+    by_name = {m.name: m for m in model.layers}
+    return all(c in by_name and by_name[c].context.position == "output" for c in consumers)
 
 
 CONVENTION_WARN = 3.0  # std this far from every variant of the model's own convention: warning
@@ -221,6 +233,8 @@ def sibling_outlier(model: Model, options: RuleOptions) -> Iterable[Finding]:
         if model.trained is not None and verdict is not None:
             # a fresh layer among trained siblings differs because they trained: IC302's finding, not this
             members = [m for m in members if m.name in verdict.fresh_layers]
+        if len(members) == 2:
+            yield from _pair_outlier(key, *members)
         if len(members) < 3:
             continue
         logs = {m.name: math.log(m.weight.stats.rms) for m in members}
@@ -240,6 +254,28 @@ def sibling_outlier(model: Model, options: RuleOptions) -> Iterable[Finding]:
                     f"std {m.weight.stats.rms:.3g} is ×{ratio:.3g} the median {math.exp(center):.3g} of its "
                     f"{len(others)} siblings ({key[2]})",
                     fix="reinitialize it like its siblings", data={"ratio": ratio, "siblings": len(others)})
+
+
+def _claims_scheme(layer: Layer) -> bool:
+    fp = layer.analysis.get("fingerprint") or {}
+    exp = layer.judgement.expectation if layer.judgement is not None else None
+    return fp.get("scheme") not in (None, "unknown") or bool(exp is not None and exp.convention)
+
+
+def _pair_outlier(key: tuple, a: Layer, b: Layer) -> Iterable[Finding]:
+    """Two siblings that disagree by ×3 or more beyond sampling error: the one no scheme explains is the
+    odd one, when the other one is explained (a lone pair cannot say more)."""
+    dev = math.log(a.weight.stats.rms / b.weight.stats.rms)
+    se = math.hypot(log_std_se(a.weight.stats.finite), log_std_se(b.weight.stats.finite))
+    if abs(dev) <= max(math.log(3.0), Z_CRIT * se) or _claims_scheme(a) == _claims_scheme(b):
+        return
+    odd, other = (b, a) if _claims_scheme(a) else (a, b)
+    ratio = odd.weight.stats.rms / other.weight.stats.rms
+    severity = "error" if max(ratio, 1 / ratio) >= 10.0 - 1e-9 else "warning"
+    yield Finding("IC104", severity, odd.name,
+                  f"std {odd.weight.stats.rms:.3g} is ×{ratio:.3g} its sibling {other.name} ({key[2]}), which "
+                  f"a scheme explains and it does not", fix="reinitialize it like its sibling",
+                  data={"ratio": ratio, "siblings": 1})
 
 
 # ------------------------------------------------------------------------------------------ signal chain

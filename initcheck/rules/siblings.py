@@ -6,6 +6,8 @@ import re
 
 from ..model import Layer, Model
 
+# a block index: a number between separators (blocks.3.mlp, h_7_attn); digits glued to a word are part of
+# a role's name (fc1 and fc2, conv1 and conv2 play different roles)
 _INDEX = re.compile(r"(?<=[._/])\d+(?=[._/]|$)")
 
 

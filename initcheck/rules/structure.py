@@ -38,6 +38,8 @@ def symmetric_units(model: Model, options: RuleOptions) -> Iterable[Finding]:
         if st.zero_fraction == 1.0 or st.min == st.max or st.count / st.units < 4:
             continue
         dup, const = st.duplicate_units, st.constant_units
+        if layer.weight.aliases:
+            const = 0  # a table tied to an embedding: constant rows are its padding rows
         if dup == 0 and const == 0:
             continue
         frac = (dup + const) / st.units

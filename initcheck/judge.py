@@ -35,6 +35,7 @@ RESIDUAL_END_NAME = re.compile(
     r"(^|\.)(c_proj|o_proj|out_proj|down_proj|fc2|wo|proj|dense_4h_to_h|output\.dense|attention\.output\.dense|"
     r"mlp\.c_proj|attn\.c_proj|w2|conv3|conv2)$")
 HEAD_NAME = re.compile(r"(^|\.)(lm_head|classifier|head|fc|cls\.predictions\.decoder|score|logits)$")
+QUERY_KEY_NAME = re.compile(r"(^|\.)(q|k|query|key|q_proj|k_proj|wq|wk|to_q|to_k)$")
 
 
 def is_scale_layer(layer: Layer) -> bool:
@@ -90,9 +91,9 @@ def role_of(layer: Layer) -> tuple[Role, str]:
     if hint is not None:
         return hint, "name"
     shape = layer.shape
-    if len(shape) >= 3 and shape[0] == 1 and shape[1] == 1:
+    if len(shape) == 3 and shape[0] == 1 and shape[1] == 1 and shape[2] > 1:
         return Role.TOKEN, "shape"  # (1, 1, D): a cls/mask token
-    if len(shape) >= 3 and shape[0] == 1:
+    if len(shape) == 3 and shape[0] == 1 and shape[1] > 1 and shape[2] > 1:
         return Role.POSITION, "shape"  # (1, N, D): a learned table added to N tokens
     return info.weight_role, "kind"
 
@@ -127,11 +128,13 @@ def _context(model: Model, options: "CheckOptions", config: ModelConfig | None) 
             model.graph_notes.append(f"no graph: {why}; activations unknown")
     elif model.handle is None:
         _name_context(model)
+    _zero_centered_from_weights(model)
     if config is not None and config.zero_centered_norms:
         for layer in model.layers:
             if kind_info(layer.kind).family is Family.NORM:
                 layer.attrs.setdefault("scale_offset", 1.0)
                 layer.context.evidence.setdefault("scale_offset", "config")
+    _terminal_by_shape(model)
     for layer in model.layers:
         if kind_info(layer.kind).family is Family.RECURRENT_INPUT and layer.context.activation is None:
             # the gates squash with sigmoid/tanh inside the cell
@@ -161,6 +164,58 @@ def _mark_zero_centered_norms(model: Model) -> None:
             if layer.name == name:
                 layer.attrs["scale_offset"] = 1.0
                 layer.context.evidence["scale_offset"] = "module"
+
+
+def _io_sizes(layer: Layer) -> tuple[int, int] | None:
+    """(output channels, input channels) of a dense/conv layer in its stored layout: PyTorch (out, in, ...),
+    transposed (in, out, ...), Keras (..., in, out)."""
+    shape = layer.shape
+    if len(shape) < 2 or not kind_info(layer.kind).scale_judged:
+        return None
+    axis = layer.weight.tensor.unit_axis % len(shape)
+    if axis == 0:
+        return shape[0], shape[1]
+    if axis == 1:
+        return shape[1], shape[0]
+    return shape[-1], shape[-2]
+
+
+def _terminal_by_shape(model: Model) -> None:
+    """The one matrix whose output size no other layer takes as input (and no norm normalizes) is where
+    the network ends: the output head. Structural evidence from the shapes, used where the graph gave no
+    consumers (tensor-only files, layers a trace did not reach). Fused outputs are excluded — q/k/v
+    (3E), gates (4H), gated MLPs (2×) — as is any size that is a small multiple of an input size, and
+    nothing is concluded unless exactly one layer qualifies."""
+    sizes = {layer.name: _io_sizes(layer) for layer in model.layers
+             if kind_info(layer.kind).family is Family.DENSE and not (layer.attrs.get("gates")
+                                                                     or layer.attrs.get("projections"))}
+    inputs = {s[1] for s in sizes.values() if s}
+    inputs |= {layer.shape[0] for layer in model.layers if kind_info(layer.kind).family is Family.NORM and layer.shape}
+    inputs |= {layer.shape[1] for layer in model.layers if layer.kind == "embedding" and len(layer.shape) == 2}
+    candidates = []
+    for layer in model.layers:
+        s = sizes.get(layer.name)
+        ctx = layer.context
+        named_head = ctx.position == "output" and ctx.from_name("position")
+        if s is None or ctx.consumers or (ctx.position != "hidden" and not named_head) or s[0] in inputs:
+            continue
+        if any(s[0] % i == 0 and 2 <= s[0] // i <= 8 for i in inputs if i):
+            continue
+        candidates.append(layer)
+    if len(candidates) == 1:
+        candidates[0].context.position = "output"
+        candidates[0].context.evidence["position"] = "shape"
+
+
+def _zero_centered_from_weights(model: Model) -> None:
+    """Every norm scale of the model exactly zero: a zero-centered parametrization x·(1 + w) (Gemma), not
+    a model whose every normalization blocks the signal. Relational evidence from the weights."""
+    norms = [layer for layer in model.layers if kind_info(layer.kind).family is Family.NORM
+             and layer.weight.role == "scale" and layer.weight.stats is not None]
+    if len(norms) >= 2 and all(n.weight.stats.finite and n.weight.stats.zero_fraction == 1.0 for n in norms):
+        for n in norms:
+            n.attrs.setdefault("scale_offset", 1.0)
+            n.context.evidence.setdefault("scale_offset", "weights")
 
 
 def _is_torch_module(obj) -> bool:
@@ -196,6 +251,9 @@ def _name_context(model: Model) -> None:
         if HEAD_NAME.search(layer.name):
             layer.context.position = "output"
             layer.context.evidence["position"] = "name"
+        if QUERY_KEY_NAME.search(layer.name):
+            layer.context.attention_logits = True
+            layer.context.evidence["attention_logits"] = "name"
 
 
 # -------------------------------------------------------------------------------------------- convention
@@ -309,8 +367,9 @@ def spectral_edge_ratio(layer: Layer, iterations: int = 12) -> float | None:
 
 
 def _judged_matrices(model: Model) -> list[Layer]:
-    return [layer for layer in model.layers if layer.judgement is not None and layer.is_matrix
-            and layer.judgement.role in (Role.WEIGHT, Role.RECURRENT, Role.EMBEDDING)
+    return [layer for layer in model.layers if layer.judgement is not None
+            and ((layer.is_matrix and layer.judgement.role in (Role.WEIGHT, Role.RECURRENT, Role.EMBEDDING))
+                 or (layer.judgement.role is Role.PARAMETER and layer.weight.tensor.size >= 256))
             and layer.judgement.provenance.verdict in (Verdict.FRESH, Verdict.TRAINED, Verdict.UNDETERMINED)]
 
 

@@ -132,7 +132,7 @@ def _starts_from_bias(layer: Layer) -> bool:
 def _feeds_softmax(layer: Layer) -> bool:
     """Zero weights into a softmax start it uniform (attention weights of deformable attention), from the graph."""
     ctx = layer.context
-    return ctx.activation_source in ("graph", "trace") and (ctx.activation == "softmax" or ctx.attention_logits)
+    return ctx.activation_source in ("graph", "trace") and ctx.activation == "softmax"
 
 
 def _nonzero_siblings(model: Model, layer: Layer) -> int:
@@ -236,6 +236,8 @@ def duplicate_pairs(model: Model) -> list[tuple[Layer, Layer]]:
         st = layer.weight.stats
         if st is None or st.finite < DUPLICATE_MIN_VALUES or st.nan or st.inf or st.min == st.max:
             continue
+        if layer.judgement is not None and layer.judgement.provenance.verdict == "structured":
+            continue  # identity/orthogonal inits are deterministic or deliberate (ConViT's identity values)
         key = (tuple(layer.shape), st.count, st.mean, st.std, st.min, st.max, st.excess_kurtosis)
         buckets.setdefault(key, []).append(layer)
     pairs = []

@@ -17,6 +17,7 @@ from ..hints import scheme_hint
 from ..judge import is_scale_layer
 from ..model import Layer, Model
 from ..report import Finding
+from ..roles import Family, kind_info
 from ..schemes import ACTIVATIONS, canonical_activation, gain, recommended_scheme
 from ..significance import Z_CRIT, log_std_se, rms_noise_band
 from . import RuleOptions, rule
@@ -56,6 +57,8 @@ def _severity(factor: float, layer: Layer, direction: str, model: Model) -> tupl
         return "info", "query/key projection: small weights start attention near uniform, the usual choice"
     if direction == "small" and ctx.position == "output":
         return "info", "output layer" + named + ": a small head is a common deliberate choice"
+    if direction == "small" and getattr(ctx, "on_inference_path", True) is False:
+        return "info", "training-only branch (not on the inference path): a small auxiliary head is deliberate"
     if direction == "small" and _feeds_only_the_head(layer, model):
         return "info", "feeds only the output head: a small head is a common deliberate choice"
     conv = _convention_factor(layer, model)
@@ -75,8 +78,8 @@ def _severity(factor: float, layer: Layer, direction: str, model: Model) -> tupl
 def _feeds_only_the_head(layer: Layer, model: Model) -> bool:
     """The layer's outputs reach only the output layer (a two-layer classifier head's first layer)."""
     consumers = layer.context.consumers
-    if not consumers:
-        return False
+    if not consumers or kind_info(layer.kind).family is not Family.DENSE:
+        return False  # recurrent gates feed the cell's state, not just the head
     by_name = {m.name: m for m in model.layers}
     return all(c in by_name and by_name[c].context.position == "output" for c in consumers)
 
@@ -318,6 +321,7 @@ def signal_chain(model: Model, options: RuleOptions) -> Iterable[Finding]:
     by_name = {layer.name: layer for layer in model.layers}
     eligible = {layer.name for layer in model.layers
                 if is_scale_layer(layer) and not layer.context.norm_after and not layer.context.residual
+                and not layer.context.residual_branch
                 and forward_gain(layer) is not None}
     successors = {n: [c for c in by_name[n].context.consumers if c in eligible] for n in eligible}
     has_pred = {c for cs in successors.values() for c in cs}

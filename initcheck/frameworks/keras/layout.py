@@ -244,6 +244,12 @@ def _is_bias_of(shape: tuple[int, ...], kind: str, kernel: tuple[int, ...]) -> b
 def _positional_group(layer_path: str, members: list[tuple[str, Param]], batchnorm: bool) -> list[Layer]:
     """A ``.weights.h5`` layer: variables by position only (0, 1, ...)."""
     params = [p for _, p in sorted(members, key=lambda m: int(m[0]))]
+    base_name = layer_path.rsplit("/", 1)[-1].lower()
+    if not batchnorm and len(params) == 1 and len(params[0].shape) == 1 and \
+            not re.search(r"norm|(^|_)(bn|ln|gn)(_|$)", base_name):
+        # one 1-D variable and no norm in the name: a LayerScale/gain vector, not a normalization's scale
+        return [make_layer(f"{layer_path}", "vector", params[0], None, kind_source="inferred",
+                           notes=["one 1-D variable: a scale vector (LayerScale, gain), not a normalization"])]
     if batchnorm or all(len(p.shape) == 1 for p in params):
         # gamma, beta (then moving mean and variance in a BatchNormalization)
         kind = "batchnorm" if batchnorm or len(params) == 4 else norm_kind(layer_path)

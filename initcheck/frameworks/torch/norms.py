@@ -25,8 +25,8 @@ def zero_centered_norms(root, names: dict[str, str]) -> set[str]:
         try:
             with torch.no_grad():
                 y = module(x)
-        except (RuntimeError, TypeError, ValueError, IndexError):
-            continue  # a norm that needs another input layout (BatchNorm2d...): no evidence either way
+        except (RuntimeError, TypeError, ValueError, IndexError, AssertionError, NotImplementedError):
+            continue  # a norm that needs another input layout (BatchNorm2d, timm's BatchNormAct2d asserts 4-D): no evidence
         if isinstance(y, torch.Tensor) and bool(torch.isfinite(y).all()) and float(y.abs().max()) > 0:
             out.add(layer_name)
     return out

@@ -383,14 +383,29 @@ def model_verdict(model: Model, convention: Convention | None = None) -> ModelVe
     """
     mats = _judged_matrices(model)
     trained = [m for m in mats if m.judgement.provenance.verdict == Verdict.TRAINED]
-    if not mats or len(trained) < min(2, len(mats)) or len(trained) < len(mats) / 3:
+    shifts, moved = _norm_shifts(model)
+    by_norms = len(shifts) >= 2 and len(moved) >= max(2, len(shifts) / 2)
+    by_matrices = bool(mats) and len(trained) >= min(2, len(mats)) and len(trained) >= len(mats) / 3
+    if not (by_matrices or by_norms):
         return ModelVerdict("fresh", "", tuple(m.name for m in trained), convention=convention)
     why = f"{len(trained)} of {len(mats)} matrices carry evidence of training"
+    if by_norms:
+        why += f"; {len(moved)} of {len(shifts)} normalization shifts moved from 0"
     fresh = [m for m in mats if m.judgement.provenance.verdict == Verdict.FRESH and _scheme_matched(m)]
     if fresh:
         return ModelVerdict("mixed", why + f"; {len(fresh)} look freshly initialized",
                             tuple(m.name for m in trained), tuple(m.name for m in fresh), convention)
     return ModelVerdict("trained", why, tuple(m.name for m in trained), convention=convention)
+
+
+def _norm_shifts(model: Model) -> tuple[list[Layer], list[Layer]]:
+    """(norm layers with a shift of ≥ 8 values, those whose shift is not constant). Every scheme starts a
+    normalization's shift at exactly 0 (a constant); only training spreads it."""
+    shifts = [layer for layer in model.layers if kind_info(layer.kind).family is Family.NORM
+              and layer.bias is not None and layer.bias.stats is not None and layer.bias.stats.finite >= 8
+              and not (layer.bias.stats.nan or layer.bias.stats.inf)]
+    moved = [layer for layer in shifts if layer.bias.stats.min != layer.bias.stats.max]
+    return shifts, moved
 
 
 def _scheme_matched(layer: Layer) -> bool:

@@ -21,7 +21,7 @@ so it is conservative for the others), and converts to a one-sided p-value:
 
 A layer is *trained* when the smallest p-value, Bonferroni-corrected over the tests, is below
 ``TRAINED_ALPHA``; *fresh* when every test passes comfortably (p > ``FRESH_ALPHA``) and the layer is
-large enough that trained weights would have shown (``MIN_FRESH_VALUES``), or, from 256 values, when its
+large enough that trained weights would have shown (``MIN_FRESH_VALUES``), or, from 1,024 values, when its
 tails are significantly lighter than a normal's (a uniform or truncated draw: training never makes
 weights platykurtic); otherwise *undetermined*.
 ``tests/test_provenance.py`` measures the false 'trained' rate of fresh draws at every size.
@@ -42,7 +42,7 @@ _N = NormalDist()
 TRAINED_ALPHA = 1e-5  # per layer, after Bonferroni over the tests: a fresh layer is called trained this rarely
 FRESH_ALPHA = 1e-2  # a fresh verdict needs every test well inside its null
 MIN_FRESH_VALUES = 4096  # below this trained weights can pass every test: 'undetermined', not 'fresh'
-MIN_LIGHT_TAIL_VALUES = 256  # a bounded (uniform/truncated) draw is recognizable from here
+MIN_LIGHT_TAIL_VALUES = 1024  # trained 3×3 depthwise filters of a few hundred values can be light-tailed too
 LIGHT_TAIL_ALPHA = 1e-4  # kurtosis this far below a normal's: bounded, hence fresh
 UNINITIALIZED_MAGNITUDE = 1e6  # no scheme and no training gives weights this large (torch.empty garbage)
 SPIKE_MARGIN = 12.0  # Tracy–Widom fluctuations above the edge (TW₁'s 1e-7 tail is below 8)
@@ -252,8 +252,9 @@ def provenance_of(st: TensorStats | None, role: Role, structured: str | None = N
                                           "units or dominant direction",), p)
     light = kurtosis_p(st.excess_kurtosis, st.finite)
     if calm and st.finite >= MIN_LIGHT_TAIL_VALUES and light is not None and 1.0 - light < LIGHT_TAIL_ALPHA:
-        # tails lighter than a normal's: a bounded draw (uniform, truncated normal); training does not
-        # make weights platykurtic, so this is positive evidence of a fresh init even for small layers
+        # tails lighter than a normal's: a bounded draw (uniform, truncated normal); training rarely makes a
+        # layer of this size platykurtic (small trained 3×3 depthwise filters can be), so from 1,024 values
+        # this is positive evidence of a fresh init
         return Provenance(Verdict.FRESH, (f"light tails (kurtosis {st.excess_kurtosis:.2f}): a bounded draw "
                                           "(uniform or truncated normal)",), p)
     return Provenance(Verdict.UNDETERMINED, ("consistent with a fresh draw; too small or too borderline to be "

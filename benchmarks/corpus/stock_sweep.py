@@ -65,10 +65,16 @@ def flagged_layers(report) -> set[str]:
     return {f.layer for f in report.findings if f.severity in LOUD and f.layer}
 
 
+# layer kinds whose weight is a weight matrix (not a position table, embedding or free parameter, whose
+# correct init may be zeros or N(0, 1))
+TARGET_KINDS = ("conv", "depthwise_conv", "conv_transpose", "linear", "attention", "bilinear", "lstm", "gru", "rnn")
+
+
 def choose_target(report):
     """The middle weight matrix (report order) of those with at least MIN_TARGET_SIZE values."""
     candidates = [layer for layer in report.model.layers
-                  if layer.is_matrix and layer.weight.tensor.size >= MIN_TARGET_SIZE and layer.weight.native is not None]
+                  if layer.is_matrix and layer.kind.startswith(TARGET_KINDS)
+                  and layer.weight.tensor.size >= MIN_TARGET_SIZE and layer.weight.native is not None]
     return candidates[len(candidates) // 2] if candidates else None
 
 

@@ -250,6 +250,11 @@ def _positional_group(layer_path: str, members: list[tuple[str, Param]], batchno
         # one 1-D variable and no norm in the name: a LayerScale/gain vector, not a normalization's scale
         return [make_layer(f"{layer_path}", "vector", params[0], None, kind_source="inferred",
                            notes=["one 1-D variable: a scale vector (LayerScale, gain), not a normalization"])]
+    if not batchnorm and re.fullmatch(r"normalization(_\d+)?", base_name) and len(params) == 2:
+        # keras.layers.Normalization (its default name): adapted mean and variance, not a norm's scale/shift
+        note = ["Keras Normalization statistics (mean, variance), known from the layer's default name"]
+        return [make_layer(f"{layer_path}/{i}", "parameter", p, None, kind_source="inferred", notes=note)
+                for i, p in enumerate(params)]
     if batchnorm or all(len(p.shape) == 1 for p in params):
         # gamma, beta (then moving mean and variance in a BatchNormalization)
         kind = "batchnorm" if batchnorm or len(params) == 4 else norm_kind(layer_path)

@@ -151,6 +151,15 @@ NOT_ON_PATH = ("not on the inference path: the forward pass never uses this weig
                "layer)")
 
 
+# Ops that apply a layer's weights to data: with no recorded input (a recurrent kernel fed by the state, a
+# Keras layer spelled out by the loader) they are still the layer, not a view of its weight.
+APPLIES_WEIGHTS = NORM_OPS | frozenset({
+    "linear", "conv", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+    "embedding", "embedding_bag", "lstm", "gru", "rnn_tanh", "rnn_relu", "bilinear", "prelu",
+    "multi_head_attention_forward", "matmul", "einsum", "bmm", "addmm", "convolution", "_convolution",
+})
+
+
 def fold_weight_views(graph: OpGraph) -> None:
     """Ops that only transform a weight (``self.weight.T``, weight standardization, weight norm, a cast)
     hand the weight's layers on to the op that applies it, so the walk starts where the data meets the weight.
@@ -163,8 +172,12 @@ def fold_weight_views(graph: OpGraph) -> None:
         if node.op.startswith("param:"):
             weight_only.add(node.id)
             continue
-        if node.layers and node.op not in ("input", "output") and all(i in weight_only for i in node.inputs):
+        if not node.layers or node.op in ("input", "output"):
+            continue
+        if node.inputs and all(i in weight_only for i in node.inputs):
             weight_only.add(node.id)
+        elif not node.inputs and node.op not in APPLIES_WEIGHTS:
+            weight_only.add(node.id)  # a recorded pass sees the weight itself as no input: w.T, w.reshape
     for node in graph.nodes:
         if node.id not in weight_only or not node.layers or node.op.startswith("param:"):
             continue

@@ -44,6 +44,9 @@ LAYER_OPS = {
 # Keras activation names initcheck's table spells differently.
 KERAS_ACTIVATIONS = {"hard_silu": "hardswish", "hard_swish": "hardswish", "leakyrelu": "leaky_relu",
                      "relu6": "relu", "swish": "silu", "softmax": "linear", "log_softmax": "linear"}
+# activation functions libraries register under their own names
+KERAS_FUNCTIONS = {"gelu_approximate": "gelu_tanh", "approximate_gelu": "gelu_tanh", "quick_gelu": "gelu",
+                   "gelu_new": "gelu_tanh", "relu_squared": "relu"}
 # keras.activations.leaky_relu's default slope (the LeakyReLU layer's is 0.3, read from its config).
 KERAS_LEAKY_DEFAULT = 0.2
 
@@ -56,7 +59,8 @@ def activation_name(value: Any) -> tuple[str | None, float | None, bool]:
         value = value.get("config") if isinstance(value.get("config"), str) else value.get("class_name")
     if not isinstance(value, str):
         return None, None, False
-    key = value.strip().lower()
+    key = value.strip().lower().rpartition(">")[2]  # registered functions: 'keras_hub>gelu_approximate'
+    key = KERAS_FUNCTIONS.get(key, key)
     key = KERAS_ACTIVATIONS.get(key, key)
     canon = canonical_activation(key)
     if canon == "leaky_relu":
@@ -113,6 +117,7 @@ class KerasGraph:
         self.order: list[int] = []
         self._expanded: dict[int, tuple[list[int], list[int]]] = {}
         self.complete = True
+        self.restores: list = []  # undo the symbolic calls of custom layers, after the graph is read
 
     def edge(self, a: int, b: int) -> None:
         if b not in self.succ[a]:
@@ -152,6 +157,8 @@ class KerasGraph:
         node_ids = {id(n) for n in nodes}
         entries, exits = [], []
         for n in nodes:
+            if self._expand_custom(n):
+                continue
             ins, _ = self.add(n.operation)
             for parent in n.parent_nodes:
                 if id(parent) in node_ids:
@@ -165,6 +172,31 @@ class KerasGraph:
             if hist is not None:
                 exits.extend(self.add(hist[0])[1])
         return entries, exits
+
+    def _expand_custom(self, node: Any) -> bool:
+        """A custom layer (a subclass with sublayers: keras_hub's TransformerEncoder...) in a functional graph:
+        its call() is run once on fresh symbolic inputs, which records the inner layers and ops as a graph
+        of their own; that graph is spliced in, each fresh input wired to the outer op that fed it."""
+        op = node.operation
+        if id(op) in self._expanded or is_model(op) or known_class(op) != type(op).__name__ \
+                or not _sublayers(op) or type(op).__module__.startswith("keras.src"):
+            return False
+        traced = trace_custom_layer(op, node)
+        if traced is None:
+            return False
+        inner, wiring, restore = traced
+        self.restores.append(restore)
+        entries, exits = self.expand(inner)
+        if not entries or not exits:
+            return False
+        for original, input_op in wiring:
+            hist = getattr(original, "_keras_history", None)
+            if hist is None:
+                continue
+            for a in self.add(hist[0])[1]:
+                self.edge(a, id(input_op))
+        self._expanded[id(op)] = (entries, exits)
+        return True
 
     def topological(self) -> list[int]:
         indeg = {n: len(self.pred[n]) for n in self.ops}
@@ -180,6 +212,49 @@ class KerasGraph:
         return out
 
 
+def trace_custom_layer(op: Any, node: Any):
+    """(inner Functional, [(outer tensor, inner InputLayer)], restore) from ``op.call`` on fresh symbolic
+    inputs, or None when its call() does not run symbolically. ``restore()`` removes the inbound nodes this
+    added to the sublayers (call it once the graph has been read)."""
+    import sys
+
+    keras = sys.modules.get("keras")
+    if keras is None:
+        return None
+    from keras import tree
+
+    sublayers = [layer for layer in op._flatten_layers(include_self=False, recursive=True)]
+    before = {id(layer): (len(layer._inbound_nodes), len(layer._outbound_nodes)) for layer in sublayers}
+    fresh: dict[int, tuple[Any, Any]] = {}
+
+    def restore() -> None:
+        for layer in sublayers:
+            n_in, n_out = before[id(layer)]
+            del layer._inbound_nodes[n_in:]
+            del layer._outbound_nodes[n_out:]
+
+    def replace(x: Any) -> Any:
+        if isinstance(x, keras.KerasTensor):
+            if id(x) not in fresh:
+                fresh[id(x)] = (x, keras.Input(batch_shape=x.shape, dtype=x.dtype, sparse=x.sparse))
+            return fresh[id(x)][1]
+        return x
+
+    try:
+        args = tree.map_structure(replace, node.arguments.args)
+        kwargs = tree.map_structure(replace, node.arguments.kwargs)
+        out = op.call(*args, **kwargs)
+        outputs = [t for t in tree.flatten(out) if isinstance(t, keras.KerasTensor)]
+        if not outputs:
+            return None
+        inner = keras.Model([t for _, t in fresh.values()], outputs)
+    except Exception:  # call() that needs concrete values (Python control flow on shapes): stays opaque
+        restore()
+        return None
+    wiring = [(original, t._keras_history[0]) for original, t in fresh.values()]
+    return inner, wiring, restore
+
+
 def functional_of(model: Any) -> Any:
     """The object that holds the graph: a Functional model itself, or a built Sequential's ``_functional``."""
     if known_class(model) == "Sequential":
@@ -192,7 +267,11 @@ def functional_of(model: Any) -> Any:
 def build_opgraph(root: Any, collector: LayerCollector) -> OpGraph | None:
     """The OpGraph of a functional or Sequential Keras model; None for a subclassed one."""
     kg = KerasGraph()
-    entries, exits = kg.expand(root)
+    try:
+        entries, exits = kg.expand(root)
+    finally:
+        for restore in reversed(kg.restores):
+            restore()
     if not entries or not kg.complete:
         return None
     og = OpGraph(source="graph")

@@ -85,7 +85,7 @@ class Report:
             "warnings": self.count("warning"),
             "infos": self.count("info"),
             "unknown_activations": sum(unknown.values()),
-            "unknown_activation_reasons": unknown,
+            "unknown_activation_reasons": [{"reason": why, "layers": n} for why, n in unknown.items()],
         }
 
     def to_json(self) -> dict:

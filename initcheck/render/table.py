@@ -158,7 +158,7 @@ def render_one(report: Report, options: dict) -> str:
                f"{plural(s['errors'], 'error')}, {plural(s['warnings'], 'warning')}, {plural(s['infos'], 'info')}")
     if s.get("unknown_activations"):
         reasons = s.get("unknown_activation_reasons") or {}
-        why = next(iter(reasons), "")
+        why = reasons[0]["reason"] if reasons else ""
         more = f" and {len(reasons) - 1} more reasons" if len(reasons) > 1 else ""
         summary += (f"; activation unknown for {plural(s['unknown_activations'], 'layer')}"
                     + (f" ({why}{more})" if why else ""))

@@ -40,6 +40,7 @@ LAYER_OPS = {
     "Dot": "matmul", "Softmax": "softmax", "UnitNormalization": "normalize",
     "BatchNormalization": "batch_norm", "LayerNormalization": "layer_norm", "GroupNormalization": "group_norm",
     "RMSNormalization": "rms_norm",
+    "CustomScaleLayer": "add",  # InceptionResNetV2: inputs[0] + inputs[1]·scale, the residual add
 }
 # Keras activation names initcheck's table spells differently.
 KERAS_ACTIVATIONS = {"hard_silu": "hardswish", "hard_swish": "hardswish", "leakyrelu": "leaky_relu",

@@ -9,10 +9,8 @@ from typing import Any, Iterable
 from .judge import judge
 from .load import load
 from .model import Model
-from .progress import Progress
 from .report import Report
 from .rules import RuleOptions, run_rules, select_rules
-from .stats import compute_stats
 
 
 @dataclass

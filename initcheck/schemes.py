@@ -132,8 +132,9 @@ def leaky_relu_gain(slope: float) -> float:
 
 @lru_cache(maxsize=None)
 def variance_preserving_gain(name: str) -> float:
-    """1/√E[f(z)²] for z ~ N(0, 1), by the trapezoid rule on [-12, 12] (error < 1e-9 for these f)."""
-    z = np.linspace(-12.0, 12.0, 240_001)
+    """1/√E[f(z)²] for z ~ N(0, 1), by the trapezoid rule on [-12, 12] with step 5e-4 (agrees with a
+    ten-times finer grid to 1e-9 for these f; the kink of hardswish is the worst case)."""
+    z = np.linspace(-12.0, 12.0, 48_001)
     pdf = np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
     second_moment = float(np.trapezoid(ACTIVATIONS[name].fn(z) ** 2 * pdf, z)) if hasattr(np, "trapezoid") \
         else float(np.trapz(ACTIVATIONS[name].fn(z) ** 2 * pdf, z))

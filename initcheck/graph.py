@@ -40,7 +40,8 @@ TRANSPARENT = TRANSPARENT | frozenset({
     "clamp", "clip", "nan_to_num", "real", "amax", "amin", "max", "min", "logsumexp", "adaptive_avg_pool",
     "lp_pool2d", "fractional_max_pool2d", "upsample_nearest2d", "upsample_bilinear2d", "grid_sample",
     "stride", "as_strided", "index", "unfold", "fold", "im2col", "col2im", "view_as_real", "view_as_complex",
-    "where", "broadcast_to", "one_hot", "hsplit", "vsplit",
+    "where", "broadcast_to", "one_hot", "hsplit", "vsplit", "cast", "convert_to_tensor", "expand_dims",
+    "concatenate", "take", "stop_gradient",
 })
 # Ops linear in the layer's output: no nonlinearity follows before them, so the layer feeds a linear map.
 LINEAR_OPS = frozenset({"matmul", "bmm", "mm", "einsum", "scaled_dot_product_attention", "mul", "div",

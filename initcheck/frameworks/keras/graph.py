@@ -237,7 +237,9 @@ def trace_custom_layer(op: Any, node: Any):
     def replace(x: Any) -> Any:
         if isinstance(x, keras.KerasTensor):
             if id(x) not in fresh:
-                fresh[id(x)] = (x, keras.Input(batch_shape=x.shape, dtype=x.dtype, sparse=x.sparse))
+                # concrete sizes for unknown dimensions: call() code often builds ranges or masks from them
+                shape = tuple((1 if i == 0 else 8) if d is None else d for i, d in enumerate(x.shape))
+                fresh[id(x)] = (x, keras.Input(batch_shape=shape, dtype=x.dtype, sparse=x.sparse))
             return fresh[id(x)][1]
         return x
 
@@ -310,7 +312,8 @@ def _emit_op(og: OpGraph, op: Any, ins: list[int], final: bool = False) -> int:
         if canon is not None:
             node.activation = canon
         return node.id
-    if "InputLayer" in class_names(op):
+    if "InputLayer" in class_names(op) or "Rotary" in type(op).__name__:
+        # rotary position embeddings rotate pairs of features: the scale passes unchanged
         return og.add("identity", ins).id
     mapped = next((LAYER_OPS[n] for n in class_names(op) if n in LAYER_OPS), None)
     if mapped is None:

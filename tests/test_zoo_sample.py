@@ -26,17 +26,8 @@ FORMATS = ("memory", "tensor_only")
 
 # (model, what) -> why it fails today; `what` is a format (stock errors) or "fault/format"
 KNOWN = {
-    ("keras_hub/QwenBackbone", "memory"):
-        "IC007: keras_hub Qwen value kernels bit-identical across layers (its seeded initializers)",
-    ("keras_hub/QwenBackbone", "tensor_only"):
-        "IC002 on MultiHeadAttention (heads, head_dim) biases in .weights.h5, and IC007 as in memory",
-    ("torchvision/vit_small", "tensor_only"): "IC002 on heads.head, which torchvision's ViT zero-initializes",
     ("transformers/udop", "memory"): "IC103 on the patch-embedding convs of UDOP's own init",
     ("transformers/udop", "tensor_only"): "IC103 on the patch-embedding convs of UDOP's own init",
-    ("torchvision/mobilenet_v3_large", "x10/memory"): "x10 on a depthwise conv before hardswish not flagged",
-    ("torchvision/mobilenet_v3_large", "x10/tensor_only"): "x10 on a depthwise conv not flagged",
-    ("transformers/ibert", "zeros/memory"): "zeroed output.dense read as a residual-branch zero-init",
-    ("transformers/vit_mae", "zeros/memory"): "zeroed mlp.fc2 read as a residual-branch zero-init",
 }
 
 _RECORDS: dict[str, dict] = {}

@@ -58,7 +58,7 @@ def test_keras_sample(keras_results):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="keras_hub's custom layers (TransformerEncoder, ...) have no functional graph "
-                                       "inside: only each inner layer's own activation argument is known (issue 13)")
+@pytest.mark.xfail(strict=True, reason="some keras_hub custom layers' call() does not run on symbolic inputs, so "
+                                       "only their inner layers' own activation arguments are known (issue 13)")
 def test_keras_sample_unknown_activations_at_most_one_percent(keras_results):
     assert coverage_sweep.totals(keras_results)["unknown_percent"] <= 1.0

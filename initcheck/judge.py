@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .fingerprint import COMMON_FIXED_STDS, fingerprint
-from .graph import annotate
+from .graph import annotate, explain_unknown
 from .hfconfig import ModelConfig, config_from_object, read_model_config
 from .judgement import Convention, Expectation, Judgement, ModelVerdict
 from .model import Layer, Model
@@ -125,6 +125,7 @@ def _context(model: Model, options: "CheckOptions", config: ModelConfig | None) 
                 model.graph_notes.append(f"context from a traced forward pass ({why})")
         else:
             _order_context(model)
+            explain_unknown(model, f"no graph: {why}")
             model.graph_notes.append(f"no graph: {why}; activations unknown")
     elif model.handle is None:
         _name_context(model)

@@ -89,6 +89,9 @@ ACTIVATIONS: dict[str, Activation] = {
     a.name: a
     for a in [
         Activation("linear", lambda z: z, "linear", 1.0),
+        # softmax normalizes over units rather than acting elementwise: what precedes it is a linear map into
+        # logits (gain 1, Xavier), but the report says softmax, so rules can tell a classifier head
+        Activation("softmax", lambda z: z, "linear", 1.0),
         Activation("relu", lambda z: np.maximum(z, 0.0), "relu", math.sqrt(2.0)),
         Activation("leaky_relu", lambda z: np.where(z > 0, z, 0.01 * z), "relu", math.sqrt(2.0 / (1 + 0.01**2))),
         Activation("tanh", np.tanh, "saturating", 5.0 / 3.0),
@@ -107,7 +110,7 @@ ACTIVATIONS: dict[str, Activation] = {
 }
 # Names users and frameworks use for the same functions.
 ACTIVATION_ALIASES = {
-    "identity": "linear", "none": "linear", "softmax": "linear", "log_softmax": "linear",
+    "identity": "linear", "none": "linear", "log_softmax": "softmax",
     "swish": "silu", "relu6": "relu", "prelu": "leaky_relu", "rrelu": "leaky_relu", "celu": "elu",
     "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu_fast": "gelu_tanh", "quick_gelu": "gelu",
     "hard_swish": "hardswish", "hardsigmoid": "sigmoid", "hard_sigmoid": "sigmoid", "logsigmoid": "sigmoid",

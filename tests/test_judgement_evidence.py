@@ -286,3 +286,21 @@ def test_fix_of_chosen_layers_uses_the_judgements_activation():
     initcheck.fix(model, layers=["2"], seed=0)
     # the graph says ReLU follows layer 2: He, std √2/√512, not Xavier's √(2/1024)
     assert float(model[2].weight.detach().std()) == pytest.approx(math.sqrt(2 / 512), rel=0.02)
+
+
+def test_infinite_clamp_bounds_and_empty_by_config_tables_are_not_errors():
+    class Clipped(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(256, 256)
+            self.input_max = nn.Parameter(torch.tensor(float("inf")))  # Gemma's clipped linear
+            self.register_tokens = nn.Parameter(torch.zeros(1, 0, 256))  # DINOv3 without registers
+
+        def forward(self, x):
+            return self.fc(x).clamp(max=self.input_max)
+
+    m = Clipped()
+    assert _findings(initcheck.check(m, input_shape=(2, 256)), "warning") == []
+    with torch.no_grad():
+        m.fc.weight[0, 0] = float("inf")  # in a weight, Inf stays an error
+    assert ("IC001", "error", "fc") in _findings(initcheck.check(m, input_shape=(2, 256)))

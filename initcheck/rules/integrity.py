@@ -37,7 +37,8 @@ def _role(layer: Layer) -> Role:
     initializer, an overflow when casting to float16, or a corrupted checkpoint. Applies to every tensor
     of every layer, trained or not.
 
-    Example: `fc.weight` has 1 NaN of 65536 values.
+    Example: `fc.weight` has 1 NaN of 65536 values. A tiny free parameter that is ±Inf everywhere is a
+    clamp limit (Gemma's clipped linears): info.
 
     Fix: reinitialize the layer (`initcheck fix MODEL -o OUT --layers fc`) or find the step that produced it.
     """,
@@ -48,12 +49,25 @@ def non_finite(model: Model, options: RuleOptions) -> Iterable[Finding]:
         for p in _tensors(layer):
             st = p.stats
             if st is not None and (st.nan or st.inf):
+                if _infinite_bound(layer, p):
+                    yield Finding("IC001", "info", layer.name,
+                                  f"{p.name} is ±Inf everywhere ({st.count} value(s)): a free parameter used as a "
+                                  "clamp bound (no limit), not a corrupted weight")
+                    continue
                 yield Finding(
                     "IC001", "error", layer.name,
                     f"{p.name} has {st.nan} NaN and {st.inf} Inf of {st.count} values",
                     fix="reinitialize this layer; check casts to float16 and custom initializers",
                     data={"tensor": p.name, "nan": st.nan, "inf": st.inf},
                 )
+
+
+def _infinite_bound(layer: Layer, p) -> bool:
+    """A tiny free parameter that is entirely ±Inf (no NaN) is a clamp limit (Gemma's clipped linears store
+    ``input_max = +inf``), not arithmetic gone wrong; weights, biases and norms never are."""
+    st = p.stats
+    return (p is layer.weight and _role(layer) not in RANDOM_ROLES and _role(layer) is not Role.NORM_SCALE
+            and st.nan == 0 and st.inf == st.count and st.count <= 16)
 
 
 @rule(
@@ -63,6 +77,8 @@ def non_finite(model: Model, options: RuleOptions) -> Iterable[Finding]:
     A parameter with zero elements cannot be the model's weight: DeepSpeed ZeRO-3 and FSDP keep each
     parameter sharded across ranks, and a `state_dict()` taken without gathering saves empty placeholders
     (`torch.Size([0])`). Loading such a file silently leaves the model's layers at whatever they were.
+    A multi-axis shape with one zero axis, like `(1, 0, 256)`, is empty by configuration (no register
+    tokens) and is not flagged.
 
     Example: `model.layers.3.mlp.up_proj.weight` has shape (0,).
 
@@ -73,7 +89,9 @@ def non_finite(model: Model, options: RuleOptions) -> Iterable[Finding]:
 def empty_tensor(model: Model, options: RuleOptions) -> Iterable[Finding]:
     for layer in model.layers:
         for p in _tensors(layer):
-            if p.stats is not None and p.stats.count == 0:
+            # ZeRO-3/FSDP placeholders are flat torch.Size([0]); a (1, 0, 256) table is an empty-by-config
+            # parameter (DINOv3 with no register tokens), which is no fault
+            if p.stats is not None and p.stats.count == 0 and len(p.shape) <= 1:
                 yield Finding("IC005", "error", layer.name, f"{p.name} is empty, shape {tuple(p.shape)}",
                               fix="save the gathered (unsharded) state dict")
 

@@ -198,6 +198,24 @@ COMPOSITE_ACTIVATIONS = {
 }
 
 
+def tensors_in(obj: Any, depth: int = 0):
+    """The tensors inside a module's output: nested lists, tuples, dicts, transformers ModelOutputs."""
+    import torch
+
+    if depth > 4:
+        return
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, (list, tuple)):
+        for x in obj:
+            yield from tensors_in(x, depth + 1)
+    elif isinstance(obj, dict):
+        for x in obj.values():
+            yield from tensors_in(x, depth + 1)
+    elif hasattr(obj, "to_tuple"):  # transformers ModelOutput
+        yield from tensors_in(obj.to_tuple(), depth + 1)
+
+
 def traced_graph(module, model: Model, example: Any, example_kwargs: dict | None = None) -> OpGraph:
     """Run ``module(*example, **example_kwargs)`` once and record every torch op (see module docstring)."""
     import torch
@@ -211,20 +229,6 @@ def traced_graph(module, model: Model, example: Any, example_kwargs: dict | None
     g = OpGraph(source="trace")
     producer: dict[int, int] = {}
     keep: list[Any] = []  # keeps recorded tensors alive so ids are not reused during the pass
-
-    def tensors_in(obj: Any, depth: int = 0):
-        if depth > 4:
-            return
-        if isinstance(obj, torch.Tensor):
-            yield obj
-        elif isinstance(obj, (list, tuple)):
-            for x in obj:
-                yield from tensors_in(x, depth + 1)
-        elif isinstance(obj, dict):
-            for x in obj.values():
-                yield from tensors_in(x, depth + 1)
-        elif hasattr(obj, "to_tuple"):  # transformers ModelOutput
-            yield from tensors_in(obj.to_tuple(), depth + 1)
 
     def record(op: str, args, kwargs, out, layers=None, param=None):
         ins = []

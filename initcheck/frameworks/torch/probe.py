@@ -43,21 +43,11 @@ def _rms(t) -> float:
     return float(torch.linalg.vector_norm(t, dtype=torch.float32)) / math.sqrt(t.numel())
 
 
-def _tensors(obj: Any, depth: int = 0) -> Iterator[Any]:
-    import torch
+def _tensors(obj: Any) -> Iterator[Any]:
+    """The tensors inside a module's output (the graph tracer's helper)."""
+    from .graph import tensors_in
 
-    if depth > 4:
-        return
-    if isinstance(obj, torch.Tensor):
-        yield obj
-    elif isinstance(obj, (list, tuple)):
-        for x in obj:
-            yield from _tensors(x, depth + 1)
-    elif isinstance(obj, dict):
-        for x in obj.values():
-            yield from _tensors(x, depth + 1)
-    elif hasattr(obj, "to_tuple"):  # transformers ModelOutput
-        yield from _tensors(obj.to_tuple(), depth + 1)
+    return tensors_in(obj)
 
 
 def _unit_axis(layer: Layer | None, t) -> int:

@@ -304,3 +304,25 @@ def test_infinite_clamp_bounds_and_empty_by_config_tables_are_not_errors():
     with torch.no_grad():
         m.fc.weight[0, 0] = float("inf")  # in a weight, Inf stays an error
     assert ("IC001", "error", "fc") in _findings(initcheck.check(m, input_shape=(2, 256)))
+
+
+def test_zero_init_residual_norms_are_recognized_by_their_pattern_in_tensor_only_files(tmp_path):
+    torch.manual_seed(6)
+    sd = {}
+    for stage in range(2):
+        for block in range(3):
+            for conv in ("conv1", "conv2"):
+                sd[f"layer{stage}.{block}.{conv}.weight"] = nn.init.kaiming_normal_(torch.empty(64, 64, 3, 3))
+            for bn in ("bn1", "bn2"):
+                sd[f"layer{stage}.{block}.{bn}.weight"] = torch.zeros(64) if bn == "bn2" else torch.ones(64)
+                sd[f"layer{stage}.{block}.{bn}.bias"] = torch.zeros(64)
+                sd[f"layer{stage}.{block}.{bn}.running_mean"] = torch.zeros(64)
+                sd[f"layer{stage}.{block}.{bn}.running_var"] = torch.ones(64)
+    report = initcheck.check(_save(sd, tmp_path / "zero_init_last.safetensors"))
+    assert not [f for f in _findings(report) if f[0] == "IC203"]  # every block's bn2: the pattern
+    for k in list(sd):
+        if ".bn2.weight" in k:
+            sd[k] = torch.ones(64)
+    sd["layer1.1.bn1.weight"] = torch.zeros(64)  # one stray zero: blocks the signal
+    report = initcheck.check(_save(sd, tmp_path / "stray.safetensors"))
+    assert ("IC203", "warning", "layer1.1.bn1") in _findings(report)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Iterable
 
 from ..frameworks.torch_layout import EMBED_HINT
@@ -124,6 +125,31 @@ def dead_relu_bias(model: Model, options: RuleOptions) -> Iterable[Finding]:
                       fix=f"zero the biases ({zeros_hint(options.framework)})", data={"dead_units": dead})
 
 
+def _norm_role(name: str) -> str:
+    """What a norm is across repeated blocks: its name with the block indices replaced
+    (``stages.1.blocks.0.conv2.bn`` → ``stages.#.blocks.#.conv2.bn``, which the stem's ``stem.conv2.bn`` is not)."""
+    return re.sub(r"(?<=[./])\d+(?=[./]|$)", "#", name)
+
+
+def _zeroed_norm_roles(model: Model) -> set[str]:
+    """Norm roles (``_norm_role``) zero in at least two norms and a third of the role's norms: one role
+    zeroed across the blocks is the zero-init-residual pattern (ResNet ``zero_init_last``, CSP Darknet,
+    MobileViT, GRN's identity start), not a stray bug, which hits one norm."""
+    zero: dict[str, int] = {}
+    other: dict[str, int] = {}
+    for layer in model.layers:
+        st = layer.weight.stats
+        if layer.kind not in NORM_KINDS or layer.weight.role != "scale" or st is None or not st.finite:
+            continue
+        role = _norm_role(layer.name)
+        if st.zero_fraction == 1.0:
+            zero[role] = zero.get(role, 0) + 1
+        else:
+            other[role] = other.get(role, 0) + 1
+    # blocks that downsample have no residual to zero: a role may keep a few nonzero members
+    return {role for role, n in zero.items() if n >= 2 and 3 * n >= n + other.get(role, 0)}
+
+
 NORM_SCALE_RANGE = (0.05, 5.0)  # mean scale outside this nearly blocks or strongly amplifies the signal
 
 
@@ -133,7 +159,8 @@ NORM_SCALE_RANGE = (0.05, 5.0)  # mean scale outside this nearly blocks or stron
     """
     Batch/Layer/Group/RMS normalization layers start with scale 1 and shift 0 so that they pass a
     standardized signal. A scale of 0 blocks the signal (except deliberately at the end of a residual
-    branch: zero-init residual, reported at info), a scale of 10 amplifies it, a large shift moves every
+    branch, known from the graph or from the pattern of one norm role zeroed in every block and nowhere
+    nonzero: zero-init residual, reported at info), a scale of 10 amplifies it, a large shift moves every
     following ReLU. Libraries also damp branches on purpose (timm's RepVGG draws BN scales from
     N(0.1, 0.1)), and the next normalization renormalizes whatever a moderate scale did, so only scales
     that nearly block or strongly amplify are flagged: warning when the mean scale is outside [0.05, 5] or
@@ -146,6 +173,7 @@ NORM_SCALE_RANGE = (0.05, 5.0)  # mean scale outside this nearly blocks or stron
     """,
 )
 def norm_parameters(model: Model, options: RuleOptions) -> Iterable[Finding]:
+    zeroed_roles = _zeroed_norm_roles(model)
     for layer in model.layers:
         if layer.kind not in NORM_KINDS:
             continue
@@ -164,6 +192,10 @@ def norm_parameters(model: Model, options: RuleOptions) -> Iterable[Finding]:
             if layer.context.residual and not layer.context.from_name("residual"):
                 yield Finding("IC203", "info", layer.name,
                               "scale is all zeros at the end of a residual branch (zero-init residual: deliberate)")
+            elif _norm_role(layer.name) in zeroed_roles:
+                yield Finding("IC203", "info", layer.name,
+                              "scale is all zeros, as in every block's norm of this role (zero-init residual "
+                              "pattern: deliberate)")
             else:
                 yield Finding("IC203", sev, layer.name, "scale is all zeros: this normalization blocks the signal",
                               fix=f"set the scale to 1 ({ones_hint(options.framework)})")

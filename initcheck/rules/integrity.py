@@ -62,6 +62,13 @@ def non_finite(model: Model, options: RuleOptions) -> Iterable[Finding]:
                 )
 
 
+def _empty_by_config(layer: Layer) -> bool:
+    """A layer with zero outputs by configuration (``Linear(256, 0)``): its weight keeps its other axis, so
+    its empty bias is no unsaved shard."""
+    shape = layer.weight.shape
+    return len(shape) >= 2 and 0 in shape and any(s > 0 for s in shape)
+
+
 def _infinite_bound(layer: Layer, p) -> bool:
     """A tiny free parameter that is entirely ±Inf (no NaN) is a clamp limit (Gemma's clipped linears store
     ``input_max = +inf``), not arithmetic gone wrong; weights, biases and norms never are."""
@@ -91,7 +98,7 @@ def empty_tensor(model: Model, options: RuleOptions) -> Iterable[Finding]:
         for p in _tensors(layer):
             # ZeRO-3/FSDP placeholders are flat torch.Size([0]); a (1, 0, 256) table is an empty-by-config
             # parameter (DINOv3 with no register tokens), which is no fault
-            if p.stats is not None and p.stats.count == 0 and len(p.shape) <= 1:
+            if p.stats is not None and p.stats.count == 0 and len(p.shape) <= 1 and not _empty_by_config(layer):
                 yield Finding("IC005", "error", layer.name, f"{p.name} is empty, shape {tuple(p.shape)}",
                               fix="save the gathered (unsharded) state dict")
 

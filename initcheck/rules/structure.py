@@ -126,9 +126,10 @@ def dead_relu_bias(model: Model, options: RuleOptions) -> Iterable[Finding]:
 
 
 def _norm_role(name: str) -> str:
-    """What a norm is across repeated blocks: its name with the block indices replaced
-    (``stages.1.blocks.0.conv2.bn`` → ``stages.#.blocks.#.conv2.bn``, which the stem's ``stem.conv2.bn`` is not)."""
-    return re.sub(r"(?<=[./])\d+(?=[./]|$)", "#", name)
+    """What a norm is across repeated blocks: its name with every number replaced
+    (``stages.1.blocks.0.conv2.bn`` → ``stages.#.blocks.#.conv#.bn``, torchvision RegNet's ``s1.b1.conv3.bn`` →
+    ``s#.b#.conv#.bn``; the stem's ``stem.conv2.bn`` stays apart)."""
+    return re.sub(r"\d+", "#", name)
 
 
 def _zeroed_norm_roles(model: Model) -> set[str]:

@@ -15,8 +15,6 @@ import re
 from collections import Counter
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from .fingerprint import COMMON_FIXED_STDS, fingerprint
 from .graph import annotate, explain_unknown
 from .hfconfig import ModelConfig, config_from_object, read_model_config
@@ -337,36 +335,6 @@ def _recommended_family(activation: str | None) -> str:
 
 
 # ------------------------------------------------------------------------------------------ model verdict
-SPECTRAL_LAYERS = 8  # bounded extra work: a few matrix-vector products on at most this many layers
-SPECTRAL_MAX_ELEMENTS = 1 << 22
-
-
-def spectral_edge_ratio(layer: Layer, iterations: int = 12) -> float | None:
-    """Top singular value over the random-matrix edge rms·(√m + √n), by power iteration.
-
-    An iid matrix sits at ≈1 (power iteration from a random start slightly underestimates it);
-    trained matrices have dominant directions far above the edge.
-    """
-    st = layer.weight.stats
-    t = layer.weight.tensor
-    if st is None or not st.rms > 0 or st.nan or st.inf or t.size > SPECTRAL_MAX_ELEMENTS or len(t.shape) < 2:
-        return None
-    m = t.unit_matrix()
-    rng = np.random.default_rng(0)
-    v = rng.standard_normal(m.shape[1])
-    sigma = 0.0
-    for _ in range(iterations):
-        u = m @ v
-        nu = np.linalg.norm(u)
-        if nu == 0:
-            return None
-        v = m.T @ (u / nu)
-        sigma = float(np.linalg.norm(v))
-        v /= sigma
-    edge = st.rms * (math.sqrt(m.shape[0]) + math.sqrt(m.shape[1]))
-    return sigma / edge
-
-
 def _judged_matrices(model: Model) -> list[Layer]:
     return [layer for layer in model.layers if layer.judgement is not None
             and ((layer.is_matrix and layer.judgement.role in (Role.WEIGHT, Role.RECURRENT, Role.EMBEDDING))
@@ -417,9 +385,3 @@ def _scheme_matched(layer: Layer) -> bool:
         return True
     fp = j.fingerprint or {}
     return fp.get("scheme") not in (None, "unknown", "zeros", "constant") and fp.get("confidence", 0) >= 0.5
-
-
-def looks_trained(model: Model) -> tuple[bool, str]:
-    """(trained?, why) for code that only needs the old yes/no."""
-    v = getattr(model, "verdict", None) or model_verdict(model)
-    return v.verdict != "fresh", v.why

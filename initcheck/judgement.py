@@ -60,11 +60,6 @@ class Judgement:
     provenance: Provenance
     expectation: Expectation | None = None
     fingerprint: dict[str, Any] = field(default_factory=dict)  # see initcheck.fingerprint
-    spectral_edge_ratio: float | None = None
-
-    @property
-    def fresh(self) -> bool:
-        return self.provenance.verdict == "fresh"
 
     def view(self) -> dict[str, Any]:
         """The flat dict renderers and JSON read (``Layer.analysis``)."""
@@ -79,8 +74,6 @@ class Judgement:
             out["expectation_source"] = self.expectation.source
             if self.expectation.convention:
                 out["convention"] = self.expectation.convention
-        if self.spectral_edge_ratio is not None:
-            out["spectral_edge_ratio"] = self.spectral_edge_ratio
         return out
 
 

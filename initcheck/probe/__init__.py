@@ -44,12 +44,12 @@ def coord_of(model: Model) -> CoordResult | None:
     return value if isinstance(value, CoordResult) else None
 
 
-@dataclass
-class ProbeReport:
-    """The measurements and the IC4xx findings (a :class:`initcheck.report.Report`) of one probe."""
+class _MeasuredReport:
+    """A report of IC4xx findings (``initcheck.report.Report``) with the measurements behind them."""
 
-    measurements: ProbeResult
-    report: Any  # initcheck.report.Report
+    json_key = ""
+    measurements: Any
+    report: Any
 
     @property
     def findings(self) -> list:
@@ -60,29 +60,27 @@ class ProbeReport:
 
     def to_json(self) -> dict:
         doc = self.report.to_json()
-        doc["probe"] = self.measurements.to_json()
+        doc[self.json_key] = self.measurements.to_json()
         return doc
 
 
 @dataclass
-class CoordReport:
+class ProbeReport(_MeasuredReport):
+    """The measurements and the IC4xx findings of one probe."""
+
+    measurements: ProbeResult
+    report: Any  # initcheck.report.Report
+    json_key = "probe"
+
+
+@dataclass
+class CoordReport(_MeasuredReport):
     """The coord check's measurements and findings (on the widest model's report)."""
 
     measurements: CoordResult
     report: Any
     probes: list[ProbeResult] = field(default_factory=list)
-
-    @property
-    def findings(self) -> list:
-        return self.report.findings
-
-    def exit_code(self, fail_on: str = "error") -> int:
-        return self.report.exit_code(fail_on)
-
-    def to_json(self) -> dict:
-        doc = self.report.to_json()
-        doc["coord_check"] = self.measurements.to_json()
-        return doc
+    json_key = "coord_check"
 
 
 def _rules(select: Sequence[str] | None, ignore: Sequence[str] | None):

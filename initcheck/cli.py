@@ -183,6 +183,9 @@ def main() -> None:
 @click.option("--ignore", multiple=True, help="Skip these rule codes or prefixes (comma-separated).")
 @click.option("--extend-ignore", multiple=True, help="Skip these too, on top of the config's 'ignore'.")
 @_model_options
+@click.option("--from-config/--no-from-config", "from_config", default=None,
+              help="Build a Hugging Face directory's architecture from its config.json with transformers, for "
+              "full graph context (transformers' own classes only; costs the module, not a second copy).")
 @click.option("--input-shape", help="Input shape for a traced forward pass, e.g. 1,3,224,224.")
 @click.option("--baseline", type=click.Path(dir_okay=False),
               help="Accept the findings recorded in this file; only new ones are shown and fail.")
@@ -201,9 +204,9 @@ def main() -> None:
 def check(paths: tuple[str, ...], fmt: str | None, output: str | None, config_file: str | None, isolated: bool,
           fail_on: str | None, exit_zero: bool, select: tuple[str, ...], extend_select: tuple[str, ...],
           ignore: tuple[str, ...], extend_ignore: tuple[str, ...], trust: bool, activation: str | None,
-          model_factory: str | None, input_shape: str | None, baseline: str | None, update_baseline: bool,
-          statistics: bool, plot: str | None, html: str | None, quiet: bool, no_color: bool, no_progress: bool,
-          debug: bool, jobs: int | None = None, **extra: Any) -> None:
+          model_factory: str | None, from_config: bool | None, input_shape: str | None, baseline: str | None,
+          update_baseline: bool, statistics: bool, plot: str | None, html: str | None, quiet: bool,
+          no_color: bool, no_progress: bool, debug: bool, jobs: int | None = None, **extra: Any) -> None:
     """Check the initialization of one or more models (PATHS: files or model directories).
 
     Settings come from the nearest pyproject.toml [tool.initcheck] (or --config); flags override them.
@@ -228,8 +231,8 @@ def check(paths: tuple[str, ...], fmt: str | None, output: str | None, config_fi
             "select": _split_codes(select), "ignore": _split_codes(ignore),
             "extend_select": _split_codes(extend_select), "extend_ignore": _split_codes(extend_ignore),
             "fail_on": fail_on, "activation": activation, "model_factory": model_factory,
-            "input_shape": parse_shape(input_shape) if input_shape else None, "format": fmt,
-            "baseline": baseline,
+            "from_config": from_config, "input_shape": parse_shape(input_shape) if input_shape else None,
+            "format": fmt, "baseline": baseline,
         })
         fmt = settings.format or "table"
         if fmt not in renderers():

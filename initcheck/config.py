@@ -47,6 +47,7 @@ class Settings:
     activation: str | None = None  # for layers whose activation stays unknown
     activation_overrides: dict[str, str] = field(default_factory=dict)  # layer glob → activation
     model_factory: str | None = None
+    from_config: bool = False  # build a Hugging Face directory's architecture from its config.json
     input_shape: tuple[int, ...] | None = None
     format: str | None = None
     baseline: str | None = None  # path, already resolved against the config file's directory
@@ -71,6 +72,7 @@ class Settings:
             "activation": self.activation,
             "activation_overrides": dict(self.activation_overrides),
             "model_factory": self.model_factory,
+            "from_config": self.from_config,
             "input_shape": self.input_shape,
         }
 
@@ -88,6 +90,12 @@ def _str(value: Any, key: str, where: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InitcheckError(f"{where}: '{key}' must be a non-empty string")
     return value.strip()
+
+
+def _bool(value: Any, key: str, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise InitcheckError(f"{where}: '{key}' must be true or false")
+    return value
 
 
 def _fail_on(value: Any, key: str, where: str) -> str:
@@ -141,6 +149,7 @@ KEYS = {
     "activation": ("activation", _activation),
     "per-layer-activations": ("activation_overrides", _glob_activation),
     "model": ("model_factory", _str),
+    "from-config": ("from_config", _bool),
     "input-shape": ("input_shape", _shape),
     "format": ("format", _format),
     "baseline": ("baseline", _str),
@@ -290,7 +299,11 @@ def resolve(file: Settings | None, cli: dict[str, Any]) -> Settings:
         s.ignore = list(cli["ignore"])
     s.extend_select += list(cli.get("extend_select") or [])
     s.extend_ignore += list(cli.get("extend_ignore") or [])
-    for attr in ("fail_on", "activation", "model_factory", "input_shape", "format", "baseline"):
+    if cli.get("model_factory") and cli.get("from_config") is None:
+        s.from_config = False  # --model names the architecture; the file's from-config gives way
+    if cli.get("from_config"):
+        s.model_factory = None  # and the reverse
+    for attr in ("fail_on", "activation", "model_factory", "from_config", "input_shape", "format", "baseline"):
         if cli.get(attr) is not None:
             setattr(s, attr, cli[attr])
     for codes, what in ((s.select or [], "--select"), (s.ignore, "--ignore"), (s.extend_select, "--extend-select"),

@@ -227,6 +227,22 @@ def expand_path(path: str) -> list[str]:
     return [os.path.join(path, n) for n in names]
 
 
+def weight_files(path: str) -> list[str]:
+    """The files a model path's tensors are read from: a directory's (see :func:`directory_plan`; each
+    checked to stay inside it), an index's shards, or the file itself."""
+    from .frameworks.safetensors import read_index
+    from .paths import inside
+
+    if not os.path.isdir(path):
+        return read_index(path) if sniff(path) in ("safetensors_index", "torch_index") else [path]
+    kind, names = directory_plan(path)
+    if kind == "separate":
+        raise InitcheckError(f"holds {len(names)} separate models ({', '.join(names[:3])}"
+                             f"{', ...' if len(names) > 3 else ''}), not one: check each file", path)
+    files = [inside(path, n, "file", path) for n in names]
+    return read_index(files[0]) if kind == "index" else files
+
+
 def _load_directory(path: str, trust: bool) -> Model:
     """A model directory (see :func:`directory_plan`); every file it names must stay inside it."""
     from .frameworks.safetensors import read_index

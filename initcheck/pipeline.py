@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from .errors import InitcheckError
 from .judge import judge
 from .load import load
 from .model import Model
@@ -23,6 +24,7 @@ class CheckOptions:
     activation: str | None = None  # for layers whose activation stays unknown
     activation_overrides: dict[str, str] = field(default_factory=dict)  # layer glob → activation
     model_factory: str | None = None  # package.module:factory for tensor-only files
+    from_config: bool = False  # build a Hugging Face directory's architecture from its config.json
     input_shape: tuple[int, ...] | None = None
     progress: bool | None = None  # None: on a terminal only
     jobs: int | None = None  # threads for the statistics pass; None: all CPUs (results do not depend on it)
@@ -32,6 +34,8 @@ class CheckOptions:
         typo never silently turns a sharp check into the 'any activation' band."""
         from .config import check_activation
 
+        if self.from_config and self.model_factory:
+            raise InitcheckError("--from-config and --model both name the architecture: give one")
         if self.activation is not None:
             check_activation(self.activation, "activation")
         for pattern, act in (self.activation_overrides or {}).items():
@@ -57,8 +61,18 @@ def analyze(model: Model, options: CheckOptions | None = None) -> Report:
 
 
 def attach_architecture(model: Model, options: CheckOptions) -> Model:
-    """With ``--model``, a tensor-only file is loaded into the user's architecture (for its graph)."""
-    if not options.model_factory or model.handle is not None:
+    """With ``--model``, a tensor-only file is loaded into the user's architecture (for its graph); with
+    ``--from-config``, into the transformers class its config.json names (frameworks/torch/hfbuild.py)."""
+    if model.handle is not None:
+        return model
+    if options.from_config:
+        if model.framework not in ("torch", "safetensors"):
+            raise InitcheckError("--from-config builds PyTorch transformers models; this is a "
+                                 f"{model.framework} model", model.path)
+        from .frameworks.torch.hfbuild import build_from_config
+
+        return build_from_config(model, trust=options.trust)
+    if not options.model_factory:
         return model
     if model.framework in ("torch", "safetensors"):
         from .frameworks.factory import build_torch_module

@@ -147,6 +147,30 @@ def test_base_model_prefix_is_removed_as_from_pretrained_does(tmp_path):
     assert view(report) == view(check(module))
 
 
+def test_hub_style_gpt2_layout_prefix_added_head_tied_old_buffers_ignored(tmp_path):
+    """The layout of the GPT-2 checkpoints on the Hub: body names without ``transformer.``, no ``lm_head``
+    (tied), old per-layer ``attn.bias`` mask buffers, architectures GPT2LMHeadModel."""
+    from safetensors.torch import save_file
+
+    module = built("gpt2", head=transformers.GPT2LMHeadModel)
+    module.config.architectures = ["GPT2LMHeadModel"]
+    module.config.save_pretrained(tmp_path)
+    state = {k[len("transformer."):]: v.contiguous() for k, v in module.state_dict().items()
+             if k.startswith("transformer.")}
+    for i in range(module.config.n_layer):
+        state[f"h.{i}.attn.bias"] = torch.tril(torch.ones(64, 64)).view(1, 1, 64, 64)
+    save_file(state, tmp_path / "model.safetensors")
+    for path in (tmp_path, tmp_path / "model.safetensors"):  # the directory, or its file with config.json beside
+        report = check(str(path), from_config=True)
+        notes = report.model.source_notes
+        assert "architecture from config.json (GPT2LMHeadModel)" in notes
+        assert any("h.0.attn.c_attn.bias -> transformer.h.0.attn.c_attn.bias" in n for n in notes), notes
+        assert any(n.startswith("tensors transformers ignores on load, left out: h.0.attn.bias") for n in notes)
+        live = report.model.handle
+        assert live.lm_head.weight is live.transformer.wte.weight
+        assert view(report) == view(check(module))
+
+
 def test_architecture_unknown_to_transformers_builds_the_base_model(tmp_path):
     module = built("bert")
     module.save_pretrained(tmp_path)

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -306,9 +305,9 @@ def attach(module, state: dict[str, Any], path: str, arch: str) -> list[str]:
     params = {name for name, _ in module.named_parameters(remove_duplicate=False)}
     persistent_buffers = set(expected) - params
     all_buffers = {name for name, _ in module.named_buffers(remove_duplicate=False)}
-    ignore_unexpected = _patterns(getattr(module, "_keys_to_ignore_on_load_unexpected", None))
     unexpected = [k for k in state if k not in expected]
-    dropped = [k for k in unexpected if k in all_buffers or any(p.search(k) for p in ignore_unexpected)]
+    still_unexpected = set(_after_ignore_rules(module, [k for k in unexpected if k not in all_buffers]))
+    dropped = [k for k in unexpected if k not in still_unexpected]
     unexpected = [k for k in unexpected if k not in dropped]
     for name in [k for k in state if k in expected]:
         want = tuple(expected[name].shape)
@@ -334,6 +333,16 @@ def attach(module, state: dict[str, Any], path: str, arch: str) -> list[str]:
     if dropped:
         notes.append(f"tensors transformers ignores on load, left out: {_some(sorted(dropped))}")
     return notes
+
+
+def _after_ignore_rules(module, unexpected: list[str]) -> list[str]:
+    """Of ``unexpected``, the keys transformers still reports after its own exception rules
+    (``_keys_to_ignore_on_load_unexpected``, old per-layer ``rotary_emb.inv_freq`` and ``position_ids``)."""
+    from types import SimpleNamespace
+
+    info = SimpleNamespace(missing_keys=set(), unexpected_keys=set(unexpected))
+    module._adjust_missing_and_unexpected_keys(info)
+    return sorted(info.unexpected_keys)
 
 
 def _tie(module, missing: set[str]) -> None:
@@ -381,10 +390,6 @@ def _first_renamed(before: dict, after: dict) -> str:
         if old != new:
             return f"{old} -> {new}"
     return ""
-
-
-def _patterns(values: Any) -> list[re.Pattern]:
-    return [re.compile(v) for v in values or ()]
 
 
 def _some(names: list[str], n: int = 3) -> str:

@@ -54,7 +54,7 @@ def build_from_config(model: Model, trust: bool = False) -> Model:
     with _offline(), captured_stderr():
         transformers = _import_transformers(config_file)
         cls, arch_note = architecture_class(data, transformers, config_file)
-        module = build_on_meta(cls, data, transformers, config_file)
+        module = build_on_meta(cls, data, config_file)
         state = file_state(weight_files(model.path), trust)
         notes = attach(module, state, model.path, cls.__name__)
     module.eval()
@@ -162,10 +162,9 @@ def architecture_class(data: dict, transformers, config_file: str) -> tuple[type
     """(class, notes): the first of ``architectures`` transformers maps for the model type, else the base
     model of the type (with a note saying why)."""
     from transformers.models.auto import modeling_auto
-
-    model_type = data["model_type"]
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
 
+    model_type = data["model_type"]
     if model_type not in CONFIG_MAPPING_NAMES:
         raise InitcheckError(f"model_type {model_type!r} is not one transformers {transformers.__version__} "
                              "knows (a custom model needs its own code: use --model)", config_file)
@@ -200,7 +199,7 @@ def parameters_on_meta() -> Iterator[None]:
         original(module, name, param)
         if param is not None and param.device.type != "meta":
             kept = module._parameters[name]
-            extra = {k: v for k, v in kept.__dict__.items()}
+            extra = dict(kept.__dict__)  # attributes set on the parameter (transformers' flags)
             module._parameters[name] = type(kept)(kept.to("meta"), requires_grad=kept.requires_grad)
             module._parameters[name].__dict__.update(extra)
 
@@ -211,7 +210,7 @@ def parameters_on_meta() -> Iterator[None]:
         torch.nn.Module.register_parameter = original
 
 
-def build_on_meta(cls: type, data: dict, transformers, config_file: str):
+def build_on_meta(cls: type, data: dict, config_file: str):
     """``cls`` built from the config as ``AutoModel.from_config`` builds it, its parameters on meta."""
     config_class = cls.config_class
     try:

@@ -146,6 +146,14 @@ def _small_config(model_type: str):
     return cfg
 
 
+# config values a model type needs on top of the zoo's shrink, because some of its sizes are derived from
+# others: EfficientNet's final BatchNorm has ``hidden_dim`` channels but its conv ``round_filters(1280)``, so
+# shrinking ``hidden_dim`` alone breaks the model; the B0 layout keeps both at 1280 (the default is B7's).
+SHRINK_OVERRIDES: dict[str, dict[str, Any]] = {
+    "efficientnet": {"width_coefficient": 1.0, "depth_coefficient": 1.0, "hidden_dim": 1280, "image_size": 224},
+}
+
+
 def _transformers_builder(model_type: str) -> Callable[[], Any]:
     def build():
         import torch
@@ -156,7 +164,7 @@ def _transformers_builder(model_type: str) -> Callable[[], Any]:
         except ImportError:
             zoo_build = None
         if zoo_build is not None:
-            return zoo_build(model_type).eval()
+            return zoo_build(model_type, overrides=SHRINK_OVERRIDES.get(model_type)).eval()
         from transformers import AutoModel
 
         return AutoModel.from_config(_small_config(model_type)).eval()

@@ -33,6 +33,10 @@ SHAPE_QUERIES = frozenset({
     "zeros_like", "ones_like", "full_like", "empty_like", "new_zeros", "new_ones", "new_full", "new_empty",
     "arange", "is_floating_point", "len", "sym_size", "sym_numel", "dtype", "device", "scalar_tensor",
 })
+# Transparent ops that pass on only a part of their input.
+SELECTING = frozenset({"getitem", "split", "chunk", "unbind", "narrow", "split_with_sizes", "tensor_split",
+                       "hsplit", "vsplit", "select", "slice"})
+
 # More ops that move, select or reshape values (fx/aten spellings of the TRANSPARENT ones).
 TRANSPARENT = TRANSPARENT | frozenset({
     "get", "type_as", "view_as", "reshape_as", "expand_as", "masked_fill", "split_with_sizes",
@@ -41,7 +45,7 @@ TRANSPARENT = TRANSPARENT | frozenset({
     "lp_pool2d", "fractional_max_pool2d", "upsample_nearest2d", "upsample_bilinear2d", "grid_sample",
     "stride", "as_strided", "index", "unfold", "fold", "im2col", "col2im", "view_as_real", "view_as_complex",
     "where", "broadcast_to", "one_hot", "hsplit", "vsplit", "cast", "convert_to_tensor", "expand_dims",
-    "concatenate", "take", "stop_gradient",
+    "concatenate", "take", "stop_gradient", "topk", "unstack", "sort",
 })
 # Ops linear in the layer's output: no nonlinearity follows before them, so the layer feeds a linear map.
 LINEAR_OPS = frozenset({"matmul", "bmm", "mm", "einsum", "scaled_dot_product_attention", "mul", "div",
@@ -49,7 +53,8 @@ LINEAR_OPS = frozenset({"matmul", "bmm", "mm", "einsum", "scaled_dot_product_att
                         "linear", "conv1d", "conv2d", "conv3d", "truediv", "neg", "sub", "rsub", "fft_fft",
                         "fft_fftn", "fft_fft2", "fft_rfft", "fft_irfft", "cumsum", "conv_transpose1d",
                         "conv_transpose2d", "conv_transpose3d", "convolution", "_convolution", "addcmul",
-                        "complex", "bilinear", "embedding", "lerp", "conv", "fft_ifft"})
+                        "complex", "bilinear", "embedding", "lerp", "conv", "fft_ifft", "fft", "fft2", "rfft",
+                        "irfft", "ifft2"})
 NORM_OPS = frozenset({"batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm", "normalize",
                       "local_response_norm", "native_layer_norm", "native_batch_norm", "native_group_norm",
                       "_native_batch_norm_legit_no_training", "_native_batch_norm_legit", "fused_rms_norm"})
@@ -63,6 +68,11 @@ ACTIVATION_OPS = {
     "hardsigmoid": "sigmoid", "logsigmoid": "sigmoid", "softsign": "tanh", "tanhshrink": "linear",
     "glu": "sigmoid", "swish": "silu", "quick_gelu": "gelu", "gelu_new": "gelu_tanh", "exp": "linear",
 }
+
+
+# Every op name the walk treats by name (an op outside this set is one initcheck does not know).
+KNOWN_OPS = (TRANSPARENT | SHAPE_QUERIES | LINEAR_OPS | NORM_OPS | SCALAR_OPS | ADD_OPS | frozenset(ACTIVATION_OPS)
+             | frozenset({"softmax", "log_softmax", "input", "output"}))
 
 
 @dataclass
@@ -313,6 +323,8 @@ def _walk(graph: OpGraph, consumers: dict[int, list[int]], start: OpNode, output
                 decide("linear")
             continue
         if node.op in TRANSPARENT:
+            if direct and node.op in SELECTING:
+                ctx.output_split = True  # what follows sees a part of the output (fused qkv, gate and up)
             queue.extend((c, direct, nid) for c in nxt)
             continue
         if node.op in NORM_OPS:

@@ -12,10 +12,11 @@ argument and first/last positions are used. Keras is not imported here.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict, deque
 from typing import Any
 
-from ...graph import OpGraph, annotate, normalize_op
+from ...graph import KNOWN_OPS, OpGraph, annotate, normalize_op
 from ...model import Context, Model
 from ...schemes import canonical_activation
 from .modules import Built, LayerCollector, _sublayers, class_names, is_model, known_class
@@ -109,7 +110,12 @@ def activation_layer(op: Any) -> tuple[str, str | None, float | None] | None:
 
 
 class KerasGraph:
-    """Op-level graph of a (possibly nested) Keras model; nodes are ids of Keras ops."""
+    """Op-level graph of a (possibly nested) Keras model.
+
+    A vertex is one call of an op (a Keras ``Node``): a layer called twice (ViT's MLP applies one Dropout
+    before and after its second Dense) is two vertices, not a cycle. ``ops`` maps each vertex to the op
+    called; a weight layer called twice shares its weights between both vertices.
+    """
 
     def __init__(self) -> None:
         self.succ: dict[int, list[int]] = defaultdict(list)
@@ -117,26 +123,52 @@ class KerasGraph:
         self.ops: dict[int, Any] = {}
         self.order: list[int] = []
         self._expanded: dict[int, tuple[list[int], list[int]]] = {}
+        self._alive: list[Any] = []  # the Nodes and ops whose ids are vertex ids (ids stay unique while alive)
         self.complete = True
         self.restores: list = []  # undo the symbolic calls of custom layers, after the graph is read
+        self.failures: dict[int, str] = {}  # id(custom layer) -> why its call() did not trace
+        self.opaque: list[Any] = []  # the custom layers that stayed opaque
 
     def edge(self, a: int, b: int) -> None:
         if b not in self.succ[a]:
             self.succ[a].append(b)
             self.pred[b].append(a)
 
+    def _vertex(self, key: Any, op: Any) -> tuple[list[int], list[int]]:
+        self._alive.append(key)
+        self.ops[id(key)] = op
+        self.order.append(id(key))
+        result = ([id(key)], [id(key)])
+        self._expanded[id(key)] = result
+        return result
+
     def add(self, op: Any) -> tuple[list[int], list[int]]:
-        """Register an op; a nested model is expanded. Returns (entry ids, exit ids)."""
+        """Register an op outside any recorded call (a Sequential's layer); a nested model is expanded.
+        Returns (entry ids, exit ids)."""
         if id(op) in self._expanded:
             return self._expanded[id(op)]
         if is_model(op):
             result = self.expand(op)
-        else:
-            self.ops[id(op)] = op
-            self.order.append(id(op))
-            result = ([id(op)], [id(op)])
-        self._expanded[id(op)] = result
-        return result
+            self._alive.append(op)
+            self._expanded[id(op)] = result
+            return result
+        return self._vertex(op, op)
+
+    def add_node(self, node: Any) -> tuple[list[int], list[int]]:
+        """Register one call (a Keras Node); a nested model's call is its expansion (shared between calls)."""
+        if id(node) in self._expanded:
+            return self._expanded[id(node)]
+        if is_model(node.operation):
+            return self.add(node.operation)
+        return self._vertex(node, node.operation)
+
+    def producer(self, tensor: Any) -> Any:
+        """The Node that made a symbolic tensor, or None."""
+        hist = getattr(tensor, "_keras_history", None)
+        if hist is None or hist[0] is None:
+            return None
+        nodes = hist[0]._inbound_nodes
+        return nodes[hist[1]] if hist[1] < len(nodes) else None
 
     def expand(self, model: Any) -> tuple[list[int], list[int]]:
         fn = functional_of(model)
@@ -155,23 +187,27 @@ class KerasGraph:
                 prev = outs or prev
             return entries, prev
         nodes = [n for depth in sorted(fn._nodes_by_depth, reverse=True) for n in fn._nodes_by_depth[depth]]
+        return self.expand_nodes(nodes, getattr(fn, "outputs", []) or [])
+
+    def expand_nodes(self, nodes: list[Any], outputs: list[Any]) -> tuple[list[int], list[int]]:
+        """Vertices and edges for recorded calls (``nodes`` in execution order) ending in ``outputs``."""
         node_ids = {id(n) for n in nodes}
         entries, exits = [], []
         for n in nodes:
             if self._expand_custom(n):
                 continue
-            ins, _ = self.add(n.operation)
+            ins, _ = self.add_node(n)
             for parent in n.parent_nodes:
                 if id(parent) in node_ids:
-                    for a in self.add(parent.operation)[1]:
+                    for a in self.add_node(parent)[1]:
                         for b in ins:
                             self.edge(a, b)
             if "InputLayer" in class_names(n.operation):
                 entries.extend(ins)
-        for t in getattr(fn, "outputs", []) or []:
-            hist = getattr(t, "_keras_history", None)
-            if hist is not None:
-                exits.extend(self.add(hist[0])[1])
+        for t in outputs:
+            node = self.producer(t)
+            if node is not None:
+                exits.extend(self.add_node(node)[1])
         return entries, exits
 
     def _expand_custom(self, node: Any) -> bool:
@@ -179,24 +215,28 @@ class KerasGraph:
         its call() is run once on fresh symbolic inputs, which records the inner layers and ops as a graph
         of their own; that graph is spliced in, each fresh input wired to the outer op that fed it."""
         op = node.operation
-        if id(op) in self._expanded or is_model(op) or known_class(op) != type(op).__name__ \
-                or not _sublayers(op) or type(op).__module__.startswith("keras.src"):
+        if id(node) in self._expanded or is_model(op) or known_class(op) != type(op).__name__ \
+                or type(op).__module__.startswith("keras.src") or "Rotary" in type(op).__name__:
             return False
-        traced = trace_custom_layer(op, node)
+        if not _sublayers(op) and op.weights:
+            return False  # its weights are applied by call() code, not by layers a trace would record
+        traced = trace_custom_layer(op, node, self.failures)
         if traced is None:
+            self.opaque.append(op)
             return False
-        inner, wiring, restore = traced
+        (nodes, outputs), wiring, restore = traced
         self.restores.append(restore)
-        entries, exits = self.expand(inner)
+        entries, exits = self.expand_nodes(nodes, outputs)
         if not entries or not exits:
             return False
         for original, input_op in wiring:
-            hist = getattr(original, "_keras_history", None)
-            if hist is None:
+            source = self.producer(original)
+            if source is None:
                 continue
-            for a in self.add(hist[0])[1]:
-                self.edge(a, id(input_op))
-        self._expanded[id(op)] = (entries, exits)
+            for a in self.add_node(source)[1]:
+                for b in self.add_node(input_op._inbound_nodes[0])[0]:
+                    self.edge(a, b)
+        self._expanded[id(node)] = (entries, exits)
         return True
 
     def topological(self) -> list[int]:
@@ -213,10 +253,19 @@ class KerasGraph:
         return out
 
 
-def trace_custom_layer(op: Any, node: Any):
-    """(inner Functional, [(outer tensor, inner InputLayer)], restore) from ``op.call`` on fresh symbolic
-    inputs, or None when its call() does not run symbolically. ``restore()`` removes the inbound nodes this
-    added to the sublayers (call it once the graph has been read)."""
+# sizes tried, in order, for a custom layer's unknown input dimensions (None first: the most faithful; then
+# concrete ones, for call() code that builds ranges or masks from a dimension, or adds a fixed-length table)
+TRACE_SIZES: tuple[int | None, ...] = (None, 8, 16, 32, 64, 128)
+
+
+def trace_custom_layer(op: Any, node: Any, failures: dict[int, str] | None = None):
+    """((recorded calls, outputs), [(outer tensor, inner InputLayer)], restore) from ``op.call`` on fresh
+    symbolic inputs, or None when its call() does not run symbolically (the last error goes to ``failures[id(op)]``).
+    ``restore()`` removes the inbound nodes this added to the sublayers (call it once the graph is read).
+
+    While call() runs, nested custom layers are made traceable (see :func:`_traceable_sublayers`), and each
+    unknown input dimension is tried at the sizes of ``TRACE_SIZES`` until call() runs.
+    """
     import sys
 
     keras = sys.modules.get("keras")
@@ -226,7 +275,6 @@ def trace_custom_layer(op: Any, node: Any):
 
     sublayers = [layer for layer in op._flatten_layers(include_self=False, recursive=True)]
     before = {id(layer): (len(layer._inbound_nodes), len(layer._outbound_nodes)) for layer in sublayers}
-    fresh: dict[int, tuple[Any, Any]] = {}
 
     def restore() -> None:
         for layer in sublayers:
@@ -234,28 +282,143 @@ def trace_custom_layer(op: Any, node: Any):
             del layer._inbound_nodes[n_in:]
             del layer._outbound_nodes[n_out:]
 
-    def replace(x: Any) -> Any:
-        if isinstance(x, keras.KerasTensor):
-            if id(x) not in fresh:
-                # concrete sizes for unknown dimensions: call() code often builds ranges or masks from them
-                shape = tuple((1 if i == 0 else 8) if d is None else d for i, d in enumerate(x.shape))
-                fresh[id(x)] = (x, keras.Input(batch_shape=shape, dtype=x.dtype, sparse=x.sparse))
-            return fresh[id(x)][1]
-        return x
+    error = "call() returned no symbolic tensor"
+    for size in TRACE_SIZES:
+        fresh: dict[int, tuple[Any, Any]] = {}
+
+        def replace(x: Any) -> Any:
+            if isinstance(x, keras.KerasTensor):
+                if id(x) not in fresh:
+                    shape = tuple((1 if i == 0 else size) if d is None else d for i, d in enumerate(x.shape))
+                    fresh[id(x)] = (x, keras.Input(batch_shape=shape, dtype=x.dtype, sparse=x.sparse))
+                return fresh[id(x)][1]
+            return x
+
+        undo = _traceable_sublayers(sublayers)
+        try:
+            args = tree.map_structure(replace, node.arguments.args)
+            kwargs = _accepted_kwargs(op.call, tree.map_structure(replace, node.arguments.kwargs))
+            out = op.call(*args, **kwargs)
+            outputs = [t for t in tree.flatten(out) if isinstance(t, keras.KerasTensor)]
+            if outputs:
+                wiring = [(original, t._keras_history[0]) for original, t in fresh.values()]
+                return (recorded_calls(outputs), outputs), wiring, restore
+        except Exception as e:  # noqa: BLE001 - any failure of foreign call() code leaves the layer opaque
+            error = f"{type(e).__name__}: {_first_line(e)}"
+        finally:
+            undo()
+        restore()
+    if failures is not None:
+        failures[id(op)] = error
+    return None
+
+
+def recorded_calls(outputs: list[Any]) -> list[Any]:
+    """The Keras Nodes that made ``outputs``, back to their inputs, in execution order (parents first).
+
+    What a Functional would hold, without its checks: layers of different custom blocks may share a name
+    (T5's self- and cross-attention both have a ``query_projector``), which a Functional refuses.
+    """
+    order: list[Any] = []
+    state: dict[int, bool] = {}  # id(node) -> finished
+    stack: list[tuple[Any, bool]] = []
+    for t in reversed(outputs):
+        hist = getattr(t, "_keras_history", None)
+        if hist is not None and hist[0] is not None and hist[1] < len(hist[0]._inbound_nodes):
+            stack.append((hist[0]._inbound_nodes[hist[1]], False))
+    while stack:
+        node, done = stack.pop()
+        if done:
+            if not state.get(id(node)):
+                state[id(node)] = True
+                order.append(node)
+            continue
+        if id(node) in state:
+            continue
+        state[id(node)] = False
+        stack.append((node, True))
+        stack.extend((parent, False) for parent in reversed(node.parent_nodes) if id(parent) not in state)
+    return order
+
+
+def _first_line(e: BaseException) -> str:
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    text = next((line for line in lines if not line.startswith("Exception encountered")), "")
+    return text.replace("\x1b[1m", "").replace("\x1b[0m", "")[:160]
+
+
+def _accepted_kwargs(fn: Any, kwargs: dict) -> dict:
+    """The keyword arguments ``fn`` accepts (a layer's ``__call__`` drops ``training`` and ``mask`` for a
+    call() that takes neither; calling call() directly must do the same)."""
+    import inspect
 
     try:
-        args = tree.map_structure(replace, node.arguments.args)
-        kwargs = tree.map_structure(replace, node.arguments.kwargs)
-        out = op.call(*args, **kwargs)
-        outputs = [t for t in tree.flatten(out) if isinstance(t, keras.KerasTensor)]
-        if not outputs:
-            return None
-        inner = keras.Model([t for _, t in fresh.values()], outputs)
-    except Exception:  # call() that needs concrete values (Python control flow on shapes): stays opaque
-        restore()
-        return None
-    wiring = [(original, t._keras_history[0]) for original, t in fresh.values()]
-    return inner, wiring, restore
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return kwargs
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return kwargs
+    return {k: v for k, v in kwargs.items() if k in params}
+
+
+def _traceable_sublayers(sublayers: list[Any]):
+    """Patch the classes of a custom layer's nested custom layers so that its call() runs symbolically; returns
+    the undo. Two things stop it otherwise, both in code outside Keras:
+
+    - a layer with a call() of its own under a parent's ``compute_output_spec`` or ``compute_output_shape``
+      (keras_hub's CachedMultiHeadAttention under MultiHeadAttention) gets an output spec written for
+      another call signature: the generic one (run call() on placeholders) is used instead;
+    - a custom layer whose call() returns None among its outputs (``attention, cache``) cannot be a graph
+      node: its call() runs inline instead, so its own sublayers become nodes of the traced graph.
+
+    Only classes defined outside Keras are patched, and only while the trace runs.
+    """
+    from keras.src.ops.operation import Operation
+
+    patched: list[tuple[type, str, Any]] = []
+    seen: set[type] = set()
+    for layer in sublayers:
+        cls = type(layer)
+        if cls in seen or cls.__module__.startswith("keras.") or is_model(layer):
+            continue
+        seen.add(cls)
+        if _spec_predates_call(cls):
+            patched.append((cls, "compute_output_spec", cls.__dict__.get("compute_output_spec")))
+            cls.compute_output_spec = Operation.compute_output_spec
+        if known_class(layer) != cls.__name__:
+            continue  # a Keras layer's subclass is one graph node (the loader spelled out its weights)
+        patched.append((cls, "__call__", cls.__dict__.get("__call__")))
+        cls.__call__ = _inline_on_failure(cls.__call__)
+
+    def undo() -> None:
+        for cls, attr, old in reversed(patched):
+            if old is None:
+                delattr(cls, attr)
+            else:
+                setattr(cls, attr, old)
+
+    return undo
+
+
+def _spec_predates_call(cls: type) -> bool:
+    """Whether ``cls`` inherits its output spec or shape from a class above the one that defines its call()
+    (keras_hub's ESMRotaryEmbedding returns (q, k) from a call() of its own, under RotaryEmbedding's
+    one-tensor ``compute_output_shape``); Keras's own generic defaults do not count."""
+    mro = cls.__mro__
+    call_at = next((i for i, k in enumerate(mro) if "call" in k.__dict__), None)
+    spec_at = next((i for i, k in enumerate(mro) if k.__module__ not in ("keras.src.layers.layer",
+                                                                        "keras.src.ops.operation")
+                    and ("compute_output_spec" in k.__dict__ or "compute_output_shape" in k.__dict__)), None)
+    return call_at is not None and spec_at is not None and call_at < spec_at
+
+
+def _inline_on_failure(call: Any):
+    def __call__(self, *args, **kwargs):
+        try:
+            return call(self, *args, **kwargs)
+        except (ValueError, TypeError):  # no graph node for this call (None outputs): run its body inline
+            return self.call(*args, **_accepted_kwargs(self.call, kwargs))
+    return __call__
 
 
 def functional_of(model: Any) -> Any:
@@ -267,14 +430,24 @@ def functional_of(model: Any) -> Any:
     return None
 
 
-def build_opgraph(root: Any, collector: LayerCollector) -> OpGraph | None:
-    """The OpGraph of a functional or Sequential Keras model; None for a subclassed one."""
+def build_opgraph(root: Any, collector: LayerCollector, opaque: dict[int, str] | None = None) -> OpGraph | None:
+    """The OpGraph of a functional or Sequential Keras model; None for a subclassed one.
+
+    ``opaque`` receives, for every Keras layer inside a custom layer whose call() could not be traced, why.
+    """
     kg = KerasGraph()
     try:
         entries, exits = kg.expand(root)
     finally:
         for restore in reversed(kg.restores):
             restore()
+    if opaque is not None:
+        for op in kg.opaque:
+            why = (f"inside custom Keras layer '{op.name}' ({type(op).__name__}), whose call() does not run on "
+                   f"symbolic inputs ({kg.failures.get(id(op), 'not traced')}): only the layer's own "
+                   "`activation` argument is known")
+            for inner in op._flatten_layers(include_self=False, recursive=True):
+                opaque.setdefault(id(inner), why)
     if not entries or not kg.complete:
         return None
     og = OpGraph(source="graph")
@@ -286,7 +459,7 @@ def build_opgraph(root: Any, collector: LayerCollector) -> OpGraph | None:
         if nid in top_inputs:
             out_id[nid] = og.add("input", []).id
             continue
-        builts = collector.by_keras_id.get(nid)
+        builts = collector.by_keras_id.get(id(op))
         # a softmax that ends the model belongs to the output head (probabilities), not to attention
         final = nid in exits and not kg.succ[nid]
         if builts:
@@ -298,6 +471,24 @@ def build_opgraph(root: Any, collector: LayerCollector) -> OpGraph | None:
         if e in out_id:
             og.add("output", [out_id[e]])
     return og
+
+
+# keras.ops classes whose snake-case name initcheck.graph spells differently
+KERAS_OP_ALIASES = {"get_item": "getitem", "top_k": "topk", "dot_product_attention": "scaled_dot_product_attention",
+                    "swap_axes": "swapaxes", "move_axis": "movedim", "take_along_axis": "take_along_dim",
+                    "hard_sigmoid": "hardsigmoid", "hard_silu": "hardswish", "hard_swish": "hardswish",
+                    "expand_dims": "expand_dims"}
+
+
+def keras_op_name(class_name: str) -> str:
+    """The op name of a keras.ops class (``ExpandDims`` → ``expand_dims``, ``TopK`` → ``topk``, ``Add`` → ``add``);
+    the run-together spelling (``Matmul`` → ``matmul``) when only that one is known."""
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", class_name).lower()
+    snake = normalize_op(KERAS_OP_ALIASES.get(snake, snake))
+    if snake in KNOWN_OPS:
+        return snake
+    joined = normalize_op(class_name.lower())
+    return joined if joined in KNOWN_OPS else snake
 
 
 def _emit_op(og: OpGraph, op: Any, ins: list[int], final: bool = False) -> int:
@@ -318,7 +509,7 @@ def _emit_op(og: OpGraph, op: Any, ins: list[int], final: bool = False) -> int:
     mapped = next((LAYER_OPS[n] for n in class_names(op) if n in LAYER_OPS), None)
     if mapped is None:
         # keras.ops called on symbolic tensors (ops.relu, ops.add, ops.reshape): the class is the function
-        mapped = normalize_op(type(op).__name__.lower())
+        mapped = keras_op_name(type(op).__name__)
         if mapped == "lambda":
             mapped = "other"
     node = og.add(mapped, ins)
@@ -378,28 +569,34 @@ def _emit_built(og: OpGraph, built: Built, ins: list[int], final: bool = False) 
 
 def apply_context(model: Model, root: Any, collector: LayerCollector) -> None:
     """Fill ``layer.context`` for every layer the collector built from ``root`` (a keras.Model)."""
-    og = build_opgraph(root, collector)
+    opaque: dict[int, str] = {}
+    og = build_opgraph(root, collector, opaque)
     if og is not None:
         annotate(model, og)
-        _own_activations(model, collector, graph_reached=True)
+        _own_activations(model, collector, graph_reached=True, opaque=opaque)
         return
     model.graph_notes.append("subclassed Keras model: no functional graph; activations only from each layer's "
                              "own `activation` argument, positions from layer order")
     _own_activations(model, collector, graph_reached=False)
 
 
-CUSTOM_LAYER_REASON = ("inside a custom Keras layer whose call() has no functional graph to follow: only the "
-                       "layer's own `activation` argument is known")
 SUBCLASSED_REASON = ("subclassed Keras model: no functional graph to follow, only each layer's own `activation` "
                      "argument is known")
 
 
-def _own_activations(model: Model, collector: LayerCollector, graph_reached: bool) -> None:
+def _own_activations(model: Model, collector: LayerCollector, graph_reached: bool,
+                     opaque: dict[int, str] | None = None) -> None:
     """Context from each Keras layer's own ``activation`` argument, for layers the graph did not reach
-    (all of them in a subclassed model; those inside custom layers of a functional one)."""
+    (all of them in a subclassed model; those inside untraceable custom layers of a functional one, whose
+    ``opaque`` reason says which layer and why). A layer of a functional graph outside any opaque layer that
+    the graph never reached keeps the walk's "not on the inference path"."""
     reached = {layer.name for layer in model.layers if layer.context.on_inference_path} if graph_reached else set()
-    reason = CUSTOM_LAYER_REASON if graph_reached else SUBCLASSED_REASON
     for built in collector.built:
+        reason = SUBCLASSED_REASON
+        if graph_reached:
+            reason = (opaque or {}).get(id(built.keras_layer))
+            if reason is None:
+                continue
         own_canon, own_param, known = activation_name(_config(built.keras_layer).get("activation"))
         for layer in built.external:
             if layer.name in reached:

@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP_FLAGS ?= -q --disable-pip-version-check
 
-.PHONY: demo test install fixtures bench clean fuzz hostile zoo-deps sweep trained-wheels trained coverage
+.PHONY: demo test install fixtures bench clean fuzz hostile zoo-deps sweep trained-wheels trained coverage signatures
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ fixtures: install
 # mutation fuzzer: 1,500 mutants of 11 seed formats (tests/fuzz_formats.py; a short run is in `make test`)
 fuzz: install
 	$(PY) tests/fuzz_formats.py --mutants 1500 --seed 1
+
+# IC208 (bound pile-up): false alarms on 15 families of correct layers and detection rates, seeded
+# (tests/test_signatures.py samples them in `make test`)
+signatures: install
+	$(PY) tests/test_signatures.py --draws 2000
 
 # the hostile corpus, each case through the CLI in its own process, with its figures
 hostile: install

@@ -85,6 +85,12 @@ class TensorStats:
     subnormal: int = 0  # finite non-zero values below the smallest normal number of the stored dtype
     min_count: int = 0  # finite values exactly equal to min
     max_count: int = 0  # finite values exactly equal to max
+    # the next distinct value inward from each extreme and its count (NaN, 0 when there is none): what a
+    # smooth density puts next to the bound, against which a pile-up on the bound is judged
+    above_min: float = math.nan
+    above_min_count: int = 0
+    below_max: float = math.nan
+    below_max_count: int = 0
     # fraction of finite values with |x| > TAIL_RMS·rms; exact. Needs a second read of the tensor, done
     # only when max_abs exceeds the threshold (0.0 otherwise); NaN when no second read was possible.
     tail_fraction: float = math.nan
@@ -122,6 +128,17 @@ class TensorStats:
             "inf": self.inf,
             "excess_kurtosis": _num(self.excess_kurtosis),
         }
+
+
+def _two_extremes(pairs: list[tuple[float, int]], upper: bool) -> list[tuple[float, int]]:
+    """The two most extreme distinct values of (value, count) pairs, counts summed; (±inf, 0) pads."""
+    counts: dict[float, int] = {}
+    for v, c in pairs:
+        if c:
+            counts[v] = counts.get(v, 0) + c
+    keys = sorted(counts, reverse=upper)[:2]
+    pad = (-math.inf, 0) if upper else (math.inf, 0)
+    return ([(k, counts[k]) for k in keys] + [pad, pad])[:2]
 
 
 def _num(x: float) -> float | None:
@@ -303,6 +320,8 @@ class StatsAccumulator:
         self.count = self.nan = self.inf = self.zeros = self.subnormal = 0
         self.lo, self.hi = math.inf, -math.inf
         self.lo_count = self.hi_count = 0
+        self.lo2, self.hi2 = math.inf, -math.inf  # the next distinct values inward, and their counts
+        self.lo2_count = self.hi2_count = 0
         self.units = 0
         self.constant_units = 0
         self.row_mean: list[np.ndarray] = []
@@ -410,24 +429,38 @@ class StatsAccumulator:
                 zeros = int(np.count_nonzero(np.equal(flat, 0, out=mask))) if lo <= 0.0 <= hi else 0
                 self.zeros += zeros
                 self.subnormal += small - zeros
-        # a block's count at its min matters only if that min reaches the running one (rarely, after
-        # the first blocks): exact, and almost free
-        at_lo = int(np.count_nonzero(np.equal(flat, lo, out=mask))) if lo <= self.lo else 0
-        if lo == hi:
-            at_hi = at_lo
-        else:
-            at_hi = int(np.count_nonzero(np.equal(flat, hi, out=mask))) if hi >= self.hi else 0
-        self._merge_extremes(lo, at_lo, hi, at_hi)
+        # a block's counts at its extremes matter only if they reach the running two most extreme
+        # values (rarely, after the first blocks): exact, and almost free
+        lows = self._block_end(flat, lo, hi, mask, upper=False)
+        highs = self._block_end(flat, hi, lo, mask, upper=True)
+        self._merge_ends(lows, highs)
 
-    def _merge_extremes(self, lo: float, at_lo: int, hi: float, at_hi: int) -> None:
-        if lo < self.lo:
-            self.lo, self.lo_count = lo, at_lo
-        elif lo == self.lo:
-            self.lo_count += at_lo
-        if hi > self.hi:
-            self.hi, self.hi_count = hi, at_hi
-        elif hi == self.hi:
-            self.hi_count += at_hi
+    def _block_end(self, flat: np.ndarray, edge: float, other: float, mask: np.ndarray,
+                   upper: bool) -> list[tuple[float, int]]:
+        """(value, count) of the block's extreme and, when it reaches the running extreme, of its next
+        distinct value inward: exact for every value at or beyond the running second extreme."""
+        first, second = (self.hi, self.hi2) if upper else (self.lo, self.lo2)
+        beyond = (lambda a, b: a >= b) if upper else (lambda a, b: a <= b)
+        if not beyond(edge, second):
+            return []
+        out = [(edge, int(np.count_nonzero(np.equal(flat, edge, out=mask))))]
+        if beyond(edge, first) and edge != other:
+            inward = np.less(flat, edge, out=mask) if upper else np.greater(flat, edge, out=mask)
+            nxt = float(np.max(flat, where=inward, initial=-np.inf) if upper
+                        else np.min(flat, where=inward, initial=np.inf))
+            out.append((nxt, int(np.count_nonzero(np.equal(flat, nxt, out=mask)))))
+        return out
+
+    def _ends(self) -> tuple[list[tuple[float, int]], list[tuple[float, int]]]:
+        return ([(self.lo, self.lo_count), (self.lo2, self.lo2_count)],
+                [(self.hi, self.hi_count), (self.hi2, self.hi2_count)])
+
+    def _merge_ends(self, lows: list[tuple[float, int]], highs: list[tuple[float, int]]) -> None:
+        """Fold (value, count) pairs into the two most extreme distinct values at each end (exact:
+        the two most extreme of a union are among the two most extreme of each part)."""
+        cur_lo, cur_hi = self._ends()
+        (self.lo, self.lo_count), (self.lo2, self.lo2_count) = _two_extremes(cur_lo + lows, upper=False)
+        (self.hi, self.hi_count), (self.hi2, self.hi2_count) = _two_extremes(cur_hi + highs, upper=True)
 
     def _per_unit(self, x: np.ndarray, rs1: np.ndarray, rs2: np.ndarray, cs: float, e: int) -> None:
         """Per-row mean and std from the row sums of d and d² (d = x·2^(−e) − cs)."""
@@ -481,8 +514,7 @@ class StatsAccumulator:
         self.inf += sub.inf
         self.zeros += sub.zeros
         self.subnormal += sub.subnormal
-        if sub.lo_count or sub.hi_count:
-            self._merge_extremes(sub.lo, sub.lo_count, sub.hi, sub.hi_count)
+        self._merge_ends(*sub._ends())
         self.mom.merge_from(sub.mom)
         self.units += 1
         self.per = sub.count
@@ -525,8 +557,7 @@ class StatsAccumulator:
         self.inf += other.inf
         self.zeros += other.zeros
         self.subnormal += other.subnormal
-        if other.lo_count or other.hi_count:
-            self._merge_extremes(other.lo, other.lo_count, other.hi, other.hi_count)
+        self._merge_ends(*other._ends())
         self.units += other.units
         self.constant_units += other.constant_units
         self.row_mean += other.row_mean
@@ -545,6 +576,10 @@ class StatsAccumulator:
             st.mean = mom.mean
             st.min, st.max = self.lo, self.hi
             st.min_count, st.max_count = self.lo_count, self.hi_count
+            if self.lo2_count:
+                st.above_min, st.above_min_count = self.lo2, self.lo2_count
+            if self.hi2_count:
+                st.below_max, st.below_max_count = self.hi2, self.hi2_count
             st.max_abs = max(abs(self.lo), abs(self.hi))
             st.zero_fraction = self.zeros / n
             st.subnormal = self.subnormal

@@ -1,0 +1,280 @@
+"""Failure signatures (issue 9): mass piled on clamp bounds by low-precision truncated normals (IC208),
+and parametrized / weight-normed layers judged as their effective weight.
+
+The false-alarm and detection figures of IC208 come from :func:`false_alarms` and :func:`detections`;
+the default run samples them, the full sweep is ``make signatures``
+(``python tests/test_signatures.py --draws 2000``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+import numpy as np
+import pytest
+
+from initcheck.model import BIT_DECODERS, TensorRef
+from initcheck.rules.precision import binomial_tail, gaps, pileup, value_grid
+from initcheck.significance import TAIL
+from initcheck.statpass import tensor_stats
+from initcheck.stats import compute_stats
+
+SIGMA = 0.02
+
+
+# ------------------------------------------------------------------------------- drawing, seeded
+def to_bf16_bits(x: np.ndarray) -> np.ndarray:
+    """float32 → bfloat16 bits, round to nearest even (what a cast in torch does)."""
+    b = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    return ((b + np.uint32(0x7FFF) + ((b >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16)).astype(np.uint16)
+
+
+def bf16(x: np.ndarray) -> np.ndarray:
+    return BIT_DECODERS["bfloat16"](to_bf16_bits(x))
+
+
+def _trunc(rng: np.random.Generator, n: int, lo: float, hi: float, cast=lambda v: v) -> np.ndarray:
+    """N(0, σ) redrawn outside [lo, hi] after ``cast`` (torch 2.13's trunc_normal_ rejects in the
+    tensor's dtype against the bounds cast to it)."""
+    out = cast(rng.normal(0, SIGMA, n).astype(np.float32))
+    while True:
+        bad = (out < lo) | (out > hi)
+        if not bad.any():
+            return out
+        out[bad] = cast(rng.normal(0, SIGMA, int(bad.sum())).astype(np.float32))
+
+
+def _f16(v: np.ndarray) -> np.ndarray:
+    return v.astype(np.float16).astype(np.float32)
+
+
+# Families of correct layers: name → (stored dtype, draw(rng, n) → float32 values on the stored grid).
+NULL_FAMILIES = {
+    "normal f32": ("float32", lambda r, n: r.normal(0, SIGMA, n).astype(np.float32)),
+    "normal bf16": ("bfloat16", lambda r, n: bf16(r.normal(0, SIGMA, n))),
+    "normal fp16": ("float16", lambda r, n: _f16(r.normal(0, SIGMA, n))),
+    "uniform f32": ("float32", lambda r, n: r.uniform(-0.04, 0.04, n).astype(np.float32)),
+    "uniform bf16": ("bfloat16", lambda r, n: bf16(r.uniform(-0.04, 0.04, n))),
+    "uniform grid-bounds bf16": ("bfloat16", lambda r, n: bf16(r.uniform(-1 / 32, 1 / 32, n))),
+    "uniform grid-bounds f32 holding bf16": ("float32", lambda r, n: bf16(r.uniform(-1 / 32, 1 / 32, n))),
+    "trunc ±2σ f32": ("float32", lambda r, n: _trunc(r, n, -0.04, 0.04)),
+    "trunc ±2σ f32 cast bf16": ("bfloat16", lambda r, n: bf16(_trunc(r, n, -0.04, 0.04))),
+    "trunc ±2σ f32 cast fp16": ("float16", lambda r, n: _f16(_trunc(r, n, -0.04, 0.04))),
+    "trunc ±2σ rejected in bf16 (torch 2.13)": ("bfloat16", lambda r, n: _trunc(
+        r, n, float(bf16(np.float32([-0.04]))[0]), float(bf16(np.float32([0.04]))[0]), bf16)),
+    "trunc ±3σ f32 cast bf16": ("bfloat16", lambda r, n: bf16(_trunc(r, n, -0.06, 0.06))),
+    "trained-like t(3) bf16": ("bfloat16", lambda r, n: bf16(SIGMA * r.standard_t(3, n))),
+    "trained-like laplace bf16": ("bfloat16", lambda r, n: bf16(r.laplace(0, SIGMA, n))),
+    "trained-like t(3) f32": ("float32", lambda r, n: (SIGMA * r.standard_t(3, n)).astype(np.float32)),
+}
+
+
+def ref_of(values: np.ndarray, dtype: str, units: int) -> TensorRef:
+    """A (units, n/units) tensor stored as ``dtype`` (bfloat16 as its bits, like a file or a module)."""
+    shape = (units, values.size // units)
+    if dtype == "bfloat16":
+        bits = to_bf16_bits(values).reshape(shape)
+        return TensorRef(shape, "bfloat16", lambda: bits, decode=BIT_DECODERS["bfloat16"])
+    stored = values.astype(np.float16 if dtype == "float16" else np.float32).reshape(shape)
+    return TensorRef(shape, dtype, lambda: stored)
+
+
+def flagged(ref: TensorRef) -> bool:
+    st = tensor_stats(ref)
+    return any(r is not None and 2 * r["p"] < TAIL for r in (pileup(st, ref.dtype, up) for up in (False, True)))
+
+
+def false_alarms(family: str, n: int, draws: int, seed: int) -> int:
+    dtype, draw = NULL_FAMILIES[family]
+    rng = np.random.default_rng(seed)
+    units = 8 if n < 4096 else 100
+    return sum(flagged(ref_of(draw(rng, n), dtype, units)) for _ in range(draws))
+
+
+# -------------------------------------------------------------------- the signature, drawn by torch
+def erfinv_trunc_normal_(t, std: float, a: float, b: float):
+    """timm 1.0.31's ``_trunc_normal_`` (and older torch releases'), line for line: uniform in
+    [2Φ(a/σ)−1, 2Φ(b/σ)−1], erfinv, scale, clamp — each step in the tensor's own dtype."""
+    def cdf(x: float) -> float:
+        return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
+
+    t.uniform_(2 * cdf(a / std) - 1, 2 * cdf(b / std) - 1)
+    t.erfinv_()
+    t.mul_(std * math.sqrt(2.0))
+    t.clamp_(min=a, max=b)
+    return t
+
+
+def torch_ref(t) -> TensorRef:
+    from initcheck.frameworks.torch.tensors import tensor_ref
+
+    return tensor_ref(t)
+
+
+SIGNATURES = {  # name → (torch dtype name, bound): std 0.02, bounds ±bound
+    "bf16 ±2 (timm default)": ("bfloat16", 2.0),
+    "fp16 ±2 (timm default)": ("float16", 2.0),
+    "bf16 ±2σ": ("bfloat16", 0.04),
+    "fp16 ±2σ": ("float16", 0.04),
+}
+
+
+def detections(signature: str, n: int, draws: int, seed: int) -> int:
+    torch = pytest.importorskip("torch")
+    dtype, bound = SIGNATURES[signature]
+    torch.manual_seed(seed)
+    hits = 0
+    for _ in range(draws):
+        t = erfinv_trunc_normal_(torch.empty((max(1, n // 1000), min(n, 1000)), dtype=getattr(torch, dtype)),
+                                 SIGMA, -bound, bound)
+        hits += flagged(torch_ref(t))
+    return hits
+
+
+# ----------------------------------------------------------------------------------- statistics
+def _reference_ends(a: np.ndarray) -> tuple:
+    v, c = np.unique(a[np.isfinite(a)], return_counts=True)
+    two = len(v) > 1
+    return (v[0], c[0], v[1] if two else math.nan, c[1] if two else 0,
+            v[-1], c[-1], v[-2] if two else math.nan, c[-2] if two else 0)
+
+
+def _ends(st) -> tuple:
+    return (st.min, st.min_count, st.above_min, st.above_min_count,
+            st.max, st.max_count, st.below_max, st.below_max_count)
+
+
+def _same(a: tuple, b: tuple) -> bool:
+    return all(x == y or (isinstance(x, float) and math.isnan(x) and math.isnan(y)) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("case", ["coarse", "constant", "two-values", "long-units", "ties-across-blocks", "nan"])
+def test_next_values_at_both_ends_are_exact(case, monkeypatch):
+    """The stats pass's next-inward values and counts equal numpy's, for every walk of the tensor and
+    when blocks and chunks are merged (small blocks and chunks force many merges)."""
+    import initcheck.statpass as sp
+    import initcheck.stats as stats_mod
+
+    rng = np.random.default_rng(1)
+    a = {"coarse": lambda: rng.normal(size=(300, 200)).round(2),
+         "constant": lambda: np.full((6, 7), 3.0),
+         "two-values": lambda: rng.integers(0, 2, size=(64, 64)) * 5.0,
+         "long-units": lambda: rng.normal(size=(3, 5000)).round(3),
+         "ties-across-blocks": lambda: np.concatenate([np.zeros((50, 100)), np.full((50, 100), 5.0),
+                                                       rng.normal(size=(50, 100)).round(1)]),
+         "nan": lambda: np.where(rng.random((40, 50)) < 0.01, np.nan, rng.normal(size=(40, 50)).round(2)),
+         }[case]().astype(np.float32)
+    expected = _reference_ends(a)
+    assert _same(_ends(compute_stats([a])), expected)
+    monkeypatch.setattr(stats_mod, "BLOCK_ELEMENTS", 1000)
+    monkeypatch.setattr(sp, "BLOCK_ELEMENTS", 1000)
+    monkeypatch.setattr(sp, "CHUNK_ELEMENTS", 3000)
+    for ref, per_unit in ((TensorRef(a.shape, "float32", lambda: a), True),
+                          (TensorRef(a.shape, "float32", lambda: a, unit_axis=-1), True),
+                          (TensorRef(a.shape, "float32", lambda: a), False)):
+        assert _same(_ends(tensor_stats(ref, per_unit)), expected), (case, ref.unit_axis, per_unit)
+
+
+# ----------------------------------------------------------------------------------------- IC208
+def test_grid_spacing_and_binomial_tail():
+    assert gaps(0.0400390625, "bfloat16") == (2.0 ** -12, 2.0 ** -12)
+    assert gaps(0.0625, "bfloat16") == (2.0 ** -12, 2.0 ** -11)  # a power of two: finer below
+    assert gaps(-2.0, "float16") == (2.0 ** -9, 2.0 ** -10)
+    assert value_grid("float32", (0.0400390625, 0.039794921875)) == "bfloat16"
+    assert value_grid("float32", (0.04000851, 0.0399)) == "float32"
+    assert value_grid("bfloat16", (0.1, 0.2)) == "bfloat16"
+    exact = sum(math.comb(80, i) * 0.4 ** i * 0.6 ** (80 - i) for i in range(50, 81))
+    assert binomial_tail(50, 80, 0.4) == pytest.approx(exact, rel=1e-9)
+    assert binomial_tail(0, 5, 0.3) == 1.0 and binomial_tail(6, 5, 0.3) == 0.0
+
+
+SMALL_SIZES = (256, 1000, 10_000)
+
+
+@pytest.mark.parametrize("family", sorted(NULL_FAMILIES))
+def test_false_alarms_sampled(family):
+    """Sampled here (300 draws at 256, 1,000 and 10,000 values, 60 at 100,000); ``make signatures``
+    runs 2,000 per size. A correct layer is flagged in fewer than 1 in 1,000 draws: none expected."""
+    hits = sum(false_alarms(family, n, 300, seed=11 + i) for i, n in enumerate(SMALL_SIZES))
+    hits += false_alarms(family, 100_000, 60, seed=17)
+    assert hits == 0, f"{family}: {hits} false alarm(s)"
+
+
+@pytest.mark.parametrize("signature, n", [("bf16 ±2 (timm default)", 10_000), ("bf16 ±2σ", 100_000),
+                                          ("fp16 ±2 (timm default)", 100_000), ("fp16 ±2σ", 1_000_000)])
+def test_detection_sampled(signature, n):
+    """From the smallest size where the sweep detects every draw."""
+    draws = 20 if n < 1_000_000 else 5
+    assert detections(signature, n, draws, seed=5) == draws
+
+
+def test_ic208_end_to_end_in_memory_and_tensor_only(tmp_path):
+    """A bf16 MLP drawn with the erfinv truncated normal: IC208 on each matrix, warning for timm's ±2
+    bounds (std ×4.5), info for ±2σ; torch 2.13's own trunc_normal_ in bf16 and a float32 draw cast to
+    bf16 get none. The same from a safetensors file."""
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file
+
+    import initcheck
+
+    def mlp(init) -> "torch.nn.Module":
+        torch.manual_seed(3)
+        m = torch.nn.Sequential(torch.nn.Linear(768, 768), torch.nn.GELU(), torch.nn.Linear(768, 768))
+        with torch.no_grad():
+            for layer in (m[0], m[2]):
+                layer.weight.data = init(layer.weight.shape)
+                layer.bias.zero_()
+        return m.to(torch.bfloat16)
+
+    def wide(shape):
+        return erfinv_trunc_normal_(torch.empty(shape, dtype=torch.bfloat16), SIGMA, -2.0, 2.0)
+
+    def tight(shape):
+        return erfinv_trunc_normal_(torch.empty(shape, dtype=torch.bfloat16), SIGMA, -0.04, 0.04)
+
+    def torch_213(shape):
+        return torch.nn.init.trunc_normal_(torch.empty(shape, dtype=torch.bfloat16), std=SIGMA, a=-0.04, b=0.04)
+
+    def cast(shape):
+        return torch.nn.init.trunc_normal_(torch.empty(shape), std=SIGMA, a=-0.04, b=0.04).to(torch.bfloat16)
+
+    for init, severity in ((wide, "warning"), (tight, "info"), (torch_213, None), (cast, None)):
+        model = mlp(init)
+        path = tmp_path / f"{init.__name__}.safetensors"
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+        for source in (model, str(path)):
+            found = [f for f in initcheck.check(source).findings if f.rule == "IC208"]
+            if severity is None:
+                assert not found, (init.__name__, source, [f.message for f in found])
+            else:
+                assert {f.layer for f in found} == {"0", "2"}, (init.__name__, source)
+                assert {f.severity for f in found} == {severity}, (init.__name__, [f.message for f in found])
+
+
+# ------------------------------------------------------------------------------------------ sweep
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="IC208 false alarms and detection rates")
+    parser.add_argument("--draws", type=int, default=2000, help="draws per family and size (fewer from 1e6)")
+    args = parser.parse_args(argv)
+    sizes = (256, 1000, 10_000, 100_000, 1_000_000)
+    print(f"false alarms (flagged/draws), alpha {TAIL:g} per layer")
+    for family in NULL_FAMILIES:
+        cells = []
+        for i, n in enumerate(sizes):
+            d = args.draws if n <= 10_000 else (args.draws // 10 if n <= 100_000 else args.draws // 100)
+            cells.append(f"{n}: {false_alarms(family, n, d, seed=1000 + i)}/{d}")
+        print(f"  {family:42s} " + "  ".join(cells), flush=True)
+    print("detections (flagged/draws), erfinv truncated normal std 0.02")
+    for sig in SIGNATURES:
+        cells = []
+        for n in (1000, 10_000, 100_000, 1_000_000):
+            d = 100 if n < 1_000_000 else 20
+            cells.append(f"{n}: {detections(sig, n, d, seed=7)}/{d}")
+        print(f"  {sig:42s} " + "  ".join(cells), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

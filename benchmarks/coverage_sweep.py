@@ -183,8 +183,30 @@ def _timm_builder(name: str) -> Callable[[], Any]:
     return build
 
 
+# torchvision constructors (imported through the zoo's CPU shim); Inception and GoogLeNet keep their auxiliary
+# heads, which run only in training mode
+TORCHVISION_MODELS = {
+    "inception_v3": {"aux_logits": True, "init_weights": True}, "googlenet": {"aux_logits": True, "init_weights": True},
+    "resnet18": {}, "mobilenet_v3_small": {}, "shufflenet_v2_x0_5": {}, "squeezenet1_1": {}, "mnasnet0_5": {},
+    "regnet_y_400mf": {}, "efficientnet_b0": {}, "convnext_tiny": {}, "swin_t": {}, "vit_b_32": {},
+    "densenet121": {}, "alexnet": {},
+}
+
+
+def _torchvision_builder(name: str, kwargs: dict[str, Any]) -> Callable[[], Any]:
+    def build():
+        import torch
+        from zoo._env import import_torchvision
+
+        tv = import_torchvision()
+        torch.manual_seed(0)
+        return getattr(tv.models, name)(weights=None, num_classes=10, **kwargs).eval()
+    return build
+
+
 def torch_models() -> list[tuple[str, Callable[[], Any]]]:
     out = [(f"timm/{n}", _timm_builder(n)) for n in TIMM_MODELS]
+    out += [(f"torchvision/{n}", _torchvision_builder(n, kw)) for n, kw in TORCHVISION_MODELS.items()]
     out += [(f"transformers/{t}", _transformers_builder(t)) for t in TEXT_MODEL_TYPES + VISION_MODEL_TYPES]
     return out
 

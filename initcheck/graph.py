@@ -45,7 +45,7 @@ TRANSPARENT = TRANSPARENT | frozenset({
     "lp_pool2d", "fractional_max_pool2d", "upsample_nearest2d", "upsample_bilinear2d", "grid_sample",
     "stride", "as_strided", "index", "unfold", "fold", "im2col", "col2im", "view_as_real", "view_as_complex",
     "where", "broadcast_to", "one_hot", "hsplit", "vsplit", "cast", "convert_to_tensor", "expand_dims",
-    "concatenate", "take", "stop_gradient", "topk", "unstack", "sort",
+    "concatenate", "take", "stop_gradient", "topk", "unstack", "sort", "stochastic_depth", "drop_path",
 })
 # Ops linear in the layer's output: no nonlinearity follows before them, so the layer feeds a linear map.
 LINEAR_OPS = frozenset({"matmul", "bmm", "mm", "einsum", "scaled_dot_product_attention", "mul", "div",
@@ -91,6 +91,8 @@ class OpNode:
 class OpGraph:
     nodes: list[OpNode] = field(default_factory=list)
     source: str = "graph"  # graph, trace, order
+    # the graph of a training-mode forward, when it reaches layers this one does not (Inception's aux head)
+    training: OpGraph | None = None
 
     def add(self, op: str, inputs: list[int] | None = None, layers: list[str] | None = None,
             param: float | None = None) -> OpNode:
@@ -154,7 +156,33 @@ def annotate(model: Model, graph: OpGraph) -> None:
         if ctx.activation is not None:
             ctx.activation_unknown_reason = None
         layer.context = ctx
+    if graph.training is not None:
+        _annotate_training_only(model, graph.training, scale_vectors)
     mark_residual_branches(model)
+
+
+def _annotate_training_only(model: Model, training: OpGraph, scale_vectors: frozenset[str]) -> None:
+    """Context for the layers only a training-mode forward reaches, from that forward's graph; they keep
+    ``on_inference_path = False`` (the report says they are off the inference path)."""
+    fold_weight_views(training)
+    consumers = training.consumers()
+    output_ids = {n.id for n in training.nodes if n.op == "output"}
+    by_layer: dict[str, list[OpNode]] = {}
+    for node in training.nodes:
+        for name in node.layers:
+            by_layer.setdefault(name, []).append(node)
+    for layer in model.layers:
+        if layer.context.on_inference_path or layer.name not in by_layer:
+            continue
+        ctx = _walk(training, consumers, by_layer[layer.name][-1], output_ids, scale_vectors)
+        ctx.on_inference_path = False
+        ctx.activation_source = training.source if ctx.activation is not None else "unknown"
+        if ctx.activation is not None:
+            ctx.activation_unknown_reason = None
+        else:
+            ctx.activation_unknown_reason = (f"only a training-mode forward uses this weight, and there "
+                                             f"{ctx.activation_unknown_reason}")
+        layer.context = ctx
 
 
 NOT_ON_PATH = ("not on the inference path: the forward pass never uses this weight (a training-only branch such "

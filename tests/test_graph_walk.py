@@ -294,3 +294,65 @@ def test_input_shape_override_is_the_only_candidate():
     shapes = [kw.get("pixel_values", a[0] if a else None).shape for a, kw, _ in
               example_inputs(module, model, (1, 3, 48, 40))]
     assert shapes == [torch.Size([1, 3, 48, 40])]
+
+
+class InceptionLikeAux(nn.Module):
+    """An auxiliary classifier that runs only in training mode (torchvision's Inception and GoogLeNet)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.bn = nn.BatchNorm2d(8)
+        self.head = nn.Linear(8, 4)
+        self.aux_hidden = nn.Linear(8, 8)
+        self.aux_out = nn.Linear(8, 4)
+
+    def forward(self, x):
+        h = torch.relu(self.bn(self.conv(x))).mean((2, 3))
+        out = self.head(h)
+        if self.training:
+            return out, self.aux_out(torch.tanh(self.aux_hidden(h)))
+        return out
+
+
+def test_training_only_branch_gets_context_from_a_training_mode_trace():
+    torch.manual_seed(0)
+    module = InceptionLikeAux().eval()
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    model = load(module)
+    graph, why = torch_graph(module, model, None)
+    assert graph is not None and graph.training is not None, why
+    annotate(model, graph)
+    ctx = {layer.name: layer.context for layer in model.layers}
+    assert ctx["aux_hidden"].activation == "tanh" and ctx["aux_hidden"].on_inference_path is False
+    assert ctx["aux_out"].activation == "linear" and ctx["aux_out"].on_inference_path is False
+    assert ctx["conv"].activation == "relu" and ctx["conv"].on_inference_path is True
+    # the trace restores every submodule's mode and moves no weight or statistic
+    assert not any(m.training for m in module.modules())
+    assert all(torch.equal(before[k], v) for k, v in module.state_dict().items())
+
+
+def test_no_training_trace_when_eval_graph_reaches_every_layer():
+    module = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)).eval()
+    model = load(module)
+    graph, _ = torch_graph(module, model, None)
+    assert graph.training is None
+
+
+class LeafAttention(nn.Module):
+    """nn.MultiheadAttention stays one fx leaf: its out_proj child is applied by that node."""
+
+    def __init__(self):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        y, _ = self.attn(x, x, x, need_weights=False)
+        return self.fc(torch.relu(x + y))
+
+
+def test_leaf_module_children_are_applied_by_the_leaf():
+    ctx, _ = context_of(LeafAttention())
+    assert ctx["attn.out_proj"].on_inference_path is True
+    assert ctx["attn.out_proj"].residual is True

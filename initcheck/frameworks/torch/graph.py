@@ -104,7 +104,10 @@ def fx_graph(module, model: Model) -> OpGraph:
         elif node.op == "call_module":
             mod = modules.get(node.target)
             cls = getattr(mod, "original_name", None) or type(mod).__name__
-            layers = list(dict.fromkeys(layer_modules.get(str(node.target), [])))
+            # a leaf module applies its children's weights too (nn.MultiheadAttention's out_proj)
+            prefix = f"{node.target}."
+            layers = list(dict.fromkeys(layer_modules.get(str(node.target), []) + [
+                x for path, names in layer_modules.items() if path.startswith(prefix) for x in names]))
             if cls in COMPOSITE_ACTIVATIONS:
                 op = COMPOSITE_ACTIVATIONS[cls]
             elif cls in _ACT_MODULES:
@@ -128,6 +131,8 @@ def fx_graph(module, model: Model) -> OpGraph:
             name = target if isinstance(target, str) else getattr(target, "__name__", str(target))
             if target is operator.add or target is operator.iadd:
                 name = "add"
+            if isinstance(target, type) and issubclass(target, (tuple, list, dict)):
+                name = "identity"  # packing outputs (torchvision's InceptionOutputs namedtuple) moves no values
             if target is getattr and len(node.args) > 1 and node.args[1] in ("T", "mT", "H", "mH"):
                 name = "transpose"  # x.T is a view of the values; x.shape and x.dtype stay shape queries
             op = normalize_op(name)
@@ -572,6 +577,30 @@ def torchscript_graph(module, model: Model) -> OpGraph:
     return g
 
 
+def training_fx_graph(module, model: Model, graph: OpGraph) -> OpGraph | None:
+    """The fx graph of ``module`` in training mode, when the eval-mode ``graph`` leaves layers unused and
+    the training-mode trace reaches some of them (Inception's auxiliary head runs under ``if self.training``).
+
+    fx traces symbolically: nothing is computed, so no batch-norm statistic moves; every submodule's mode is
+    restored afterwards. None when nothing is missing, the trace fails or it reaches no more layers.
+    """
+    used = {name for node in graph.nodes for name in node.layers}
+    missing = {layer.name for layer in model.layers} - used
+    if not missing:
+        return None
+    modes = [(m, m.training) for m in module.modules()]
+    try:
+        module.train()
+        training = fx_graph(module, model)
+    except Exception:  # noqa: BLE001 - a training-only branch fx cannot trace stays off the inference path
+        return None
+    finally:
+        for m, mode in modes:
+            m.training = mode
+    reached = {name for node in training.nodes for name in node.layers}
+    return training if reached & missing else None
+
+
 def torch_graph(module, model: Model, input_shape: tuple[int, ...] | None = None) -> tuple[OpGraph | None, str]:
     """Best available graph: fx, else a recorded forward pass; (None, why) when neither works."""
     import torch
@@ -586,7 +615,9 @@ def torch_graph(module, model: Model, input_shape: tuple[int, ...] | None = None
         return exported_graph(module, model), ""
     if input_shape is None and not isinstance(module, torch.jit.ScriptModule):
         try:
-            return fx_graph(module, model), ""
+            graph = fx_graph(module, model)
+            graph.training = training_fx_graph(module, model, graph)
+            return graph, ""
         except Exception as e:  # fx cannot trace data-dependent control flow; fall back
             notes.append(f"torch.fx could not trace ({type(e).__name__})")
     failures = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -251,6 +252,215 @@ def test_ic208_end_to_end_in_memory_and_tensor_only(tmp_path):
             else:
                 assert {f.layer for f in found} == {"0", "2"}, (init.__name__, source)
                 assert {f.severity for f in found} == {severity}, (init.__name__, [f.message for f in found])
+
+
+# ------------------------------------------------------------------------ parametrized weights
+WIDTH, DEPTH = 256, 6
+SCALE_RULES = {"IC101", "IC102", "IC103", "IC104"}
+
+
+def _healthy_mlp():
+    """Six ReLU layers of 256 → 256, He-initialized, zero biases: no scale finding in any form."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    layers = []
+    for _ in range(DEPTH):
+        lin = torch.nn.Linear(WIDTH, WIDTH)
+        torch.nn.init.kaiming_normal_(lin.weight, nonlinearity="relu")
+        torch.nn.init.zeros_(lin.bias)
+        layers += [lin, torch.nn.ReLU()]
+    return torch.nn.Sequential(*layers)
+
+
+def _parametrize(kind: str):
+    torch = pytest.importorskip("torch")
+    from torch.nn.utils import parametrizations as P
+
+    apply = {"weight_norm": P.weight_norm, "weight_norm_old": torch.nn.utils.weight_norm,
+             "spectral_norm": P.spectral_norm, "spectral_norm_old": torch.nn.utils.spectral_norm,
+             "orthogonal": P.orthogonal}[kind]
+    model = _healthy_mlp()
+    with warnings.catch_warnings():  # the old torch.nn.utils.weight_norm is deprecated, and tested on purpose
+        warnings.filterwarnings("ignore", category=FutureWarning, message=r".*weight_norm.*deprecated")
+        for i in range(0, 2 * DEPTH, 2):
+            apply(model[i])
+    return model
+
+
+def _sources(model, tmp_path, name: str) -> dict:
+    """The model in memory, its state_dict as .pt and as safetensors (tensor-only)."""
+    import torch
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    torch.save(state, tmp_path / f"{name}.pt")
+    save_file(state, str(tmp_path / f"{name}.safetensors"))
+    return {"memory": model, "pt": str(tmp_path / f"{name}.pt"),
+            "safetensors": str(tmp_path / f"{name}.safetensors")}
+
+
+def _effective(model, i: int) -> np.ndarray:
+    """The weight the module uses: W/σ_max for spectral norm (its power iteration's limit)."""
+    import torch
+
+    lin = model[i]
+    with torch.no_grad():
+        if hasattr(lin, "weight_orig"):  # old spectral_norm: a fresh module holds random u, v
+            w = lin.weight_orig / torch.linalg.matrix_norm(lin.weight_orig.double(), ord=2)
+        elif hasattr(lin, "parametrizations") and type(lin.parametrizations.weight[0]).__name__ == "_SpectralNorm":
+            w = lin.parametrizations.weight.original
+            w = w / torch.linalg.matrix_norm(w.double(), ord=2)
+        else:
+            w = lin.weight
+    return w.detach().double().numpy()
+
+
+@pytest.mark.parametrize("kind", ["weight_norm", "weight_norm_old", "spectral_norm", "spectral_norm_old"])
+def test_parametrized_layer_is_judged_as_its_effective_weight(kind, tmp_path):
+    """Each Linear is one layer named by its module, with the effective weight's statistics and fans (in
+    memory, .pt and safetensors alike); no g vector, original or power-iteration vector is judged."""
+    import initcheck
+
+    model = _parametrize(kind)
+    for form, source in _sources(model, tmp_path, kind).items():
+        report = initcheck.check(source)
+        matrices = {la.name: la for la in report.model.layers if len(la.shape) == 2}
+        assert set(matrices) == {str(i) for i in range(0, 2 * DEPTH, 2)}, (kind, form, sorted(matrices))
+        for i in range(0, 2 * DEPTH, 2):
+            layer = matrices[str(i)]
+            assert layer.weight.name == f"{i}.weight" and (layer.fan_in, layer.fan_out) == (WIDTH, WIDTH)
+            assert layer.weight.stats.std == pytest.approx(float(_effective(model, i).std()), rel=1e-4), (kind, form)
+            assert layer.attrs["parametrization"] == kind.replace("_old", ""), (kind, form)
+            assert any("effective weight" in n for n in layer.notes), (kind, form, layer.notes)
+        names = [p.name for la in report.model.layers for p in la.params]
+        assert not [n for n in names if n.endswith(("original0", "original1", "_g", "_v", "_u", "_orig"))], names
+        if form != "safetensors":  # initcheck/load.py builds the safetensors Model (not this file's)
+            assert any("judged as their effective weight" in n for n in report.model.source_notes), form
+
+
+def test_weight_norm_effective_weight_equals_the_plain_layer(tmp_path):
+    """weight_norm starts at g = ‖w‖, v = w: its effective weight is the plain layer's, and so is the
+    judgement (no scale finding for a healthy model, in any form)."""
+    import initcheck
+
+    plain = initcheck.check(_healthy_mlp())
+    for kind in ("weight_norm", "weight_norm_old"):
+        for form, source in _sources(_parametrize(kind), tmp_path, kind).items():
+            report = initcheck.check(source)
+            scale = [f for f in report.findings if f.rule in SCALE_RULES]
+            assert not scale, (kind, form, [f.message for f in scale])
+            got = {la.name: la.weight.stats.std for la in report.model.layers if len(la.shape) == 2}
+            want = {la.name: la.weight.stats.std for la in plain.model.layers if len(la.shape) == 2}
+            assert got.keys() == want.keys() and all(got[k] == pytest.approx(want[k], rel=1e-5) for k in got)
+
+
+@pytest.mark.parametrize("kind", ["weight_norm", "weight_norm_old"])
+def test_x10_fault_on_the_effective_weight_is_found(kind, tmp_path):
+    """g × 10 on one middle layer makes its effective weight ×10: found on that layer at warning or
+    above, in memory and tensor-only."""
+    import torch
+
+    import initcheck
+
+    model = _parametrize(kind)
+    with torch.no_grad():
+        g = model[6].parametrizations.weight.original0 if kind == "weight_norm" else model[6].weight_g
+        g.mul_(10.0)
+    for form, source in _sources(model, tmp_path, kind + "_x10").items():
+        report = initcheck.check(source)
+        hits = [f for f in report.findings if f.layer == "6" and f.rule in SCALE_RULES
+                and f.severity in ("warning", "error")]
+        assert hits, (kind, form, [(f.rule, f.severity, f.layer) for f in report.findings])
+        others = [f for f in report.findings if f.layer not in ("6", None) and f.rule in SCALE_RULES
+                  and f.severity != "info"]
+        assert not others, (kind, form, [(f.rule, f.layer, f.message) for f in others])
+
+
+def test_orthogonal_in_memory_and_said_so_tensor_only(tmp_path):
+    """orthogonal: in memory the module's computed (orthogonal) weight is judged; tensor-only its
+    effective weight cannot be computed, so the stored original is a free parameter with a note saying
+    so — never judged as a weight matrix — and the base buffer is not reported as a layer."""
+    import initcheck
+
+    model = _parametrize("orthogonal")
+    sources = _sources(model, tmp_path, "orthogonal")
+    memory = initcheck.check(sources["memory"])
+    layer = next(la for la in memory.model.layers if la.name == "2")
+    assert layer.weight.name == "2.weight" and layer.attrs["parametrization"] == "orthogonal"
+    assert layer.judgement.provenance.verdict == "structured"  # an orthogonal matrix, recognized as one
+    for form in ("pt", "safetensors"):
+        report = initcheck.check(sources[form])
+        originals = [la for la in report.model.layers if la.name.endswith("parametrizations.weight.original")]
+        assert len(originals) == DEPTH, form
+        for la in originals:
+            assert la.kind == "parameter" and la.judgement.role.value == "parameter", (form, la.kind)
+            assert any("cannot be computed from tensors alone" in n for n in la.notes), (form, la.notes)
+        assert not [la for la in report.model.layers if la.name.endswith(".base")], form
+        assert not [f for f in report.findings if f.rule in SCALE_RULES and f.severity != "info"], form
+
+
+def test_user_parametrization_in_memory():
+    """A user's parametrization (no tensors to compute it from) is judged as the weight the module
+    computes in memory: here w·2, so the layer reads ×2 of its original."""
+    torch = pytest.importorskip("torch")
+    from torch.nn.utils import parametrize
+
+    import initcheck
+
+    class Double(torch.nn.Module):
+        def forward(self, w):
+            return 2 * w
+
+    model = _healthy_mlp()
+    parametrize.register_parametrization(model[4], "weight", Double())
+    layer = next(la for la in initcheck.check(model).model.layers if la.name == "4")
+    original = model[4].parametrizations.weight.original.detach().double().numpy()
+    assert layer.attrs["parametrization"] == "parametrized"
+    assert layer.weight.stats.std == pytest.approx(2 * float(original.std()), rel=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["weight_norm", "weight_norm_old"])
+def test_writes_go_through_the_parametrization(kind, tmp_path):
+    """Assigning the effective weight (what ``initcheck fix`` does) sets g and v so that the module
+    computes exactly the new values (in memory and in a loaded state_dict)."""
+    import torch
+
+    from initcheck.load import load
+
+    model = _parametrize(kind)
+    new = np.random.default_rng(0).normal(0, 0.05, (WIDTH, WIDTH)).astype(np.float32)
+    layer = next(la for la in load(model).layers if la.name == "2")
+    layer.weight.assign(new)
+    with torch.no_grad():
+        model(torch.zeros(1, WIDTH))  # the old API's hook recomputes .weight on forward
+    np.testing.assert_allclose(model[2].weight.detach().numpy(), new, rtol=1e-5, atol=1e-7)
+    state = {k: v.clone() for k, v in _parametrize(kind).state_dict().items()}
+    from initcheck.frameworks.torch.load import model_from_state_dict
+
+    loaded = model_from_state_dict(state, "<state_dict>", "state_dict")
+    next(la for la in loaded.layers if la.name == "2").weight.assign(new)
+    g = state["2.parametrizations.weight.original0" if kind == "weight_norm" else "2.weight_g"]
+    v = state["2.parametrizations.weight.original1" if kind == "weight_norm" else "2.weight_v"]
+    np.testing.assert_allclose((g * v / v.norm(dim=1, keepdim=True)).numpy(), new, rtol=1e-5, atol=1e-7)
+
+
+def test_weight_norm_over_other_dims_and_conv_layout():
+    """g of shape (1, in, 1, 1) (dim=1, as for transposed convolutions) and a scalar g (dim=None):
+    the tensor-only effective weight equals torch's."""
+    torch = pytest.importorskip("torch")
+    from torch.nn.utils import parametrizations as P
+
+    from initcheck.frameworks.torch.load import model_from_state_dict
+
+    torch.manual_seed(2)
+    for dim in (0, 1, None):
+        conv = torch.nn.ConvTranspose2d(8, 16, 3) if dim == 1 else torch.nn.Conv2d(8, 16, 3)
+        with torch.no_grad():
+            conv.weight.mul_(torch.linspace(0.5, 2.0, conv.weight.shape[0]).reshape(-1, 1, 1, 1))
+        P.weight_norm(conv, dim=dim)
+        state = {f"c.{k}": v.detach().clone() for k, v in conv.state_dict().items()}
+        layer = next(la for la in model_from_state_dict(state, "<s>", "state_dict").layers if la.name == "c")
+        np.testing.assert_allclose(layer.weight.tensor.numpy(), conv.weight.detach().numpy(), rtol=1e-5, atol=1e-7)
 
 
 # ------------------------------------------------------------------------------------------ sweep

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from typing import Mapping
+
+import numpy as np
 
 from ..model import Layer, Param, TensorRef
 
@@ -119,9 +122,11 @@ def layers_from_tensors(
 
     Kinds come from names (``weight_ih_l0``, ``in_proj_weight``, ``running_mean``, embedding and norm
     hints) and shapes (bias length tells a transposed matrix). What tensors cannot tell (groups, transposed
-    convolutions, a bias-free linear vs an embedding) is said in the layer's notes.
+    convolutions, a bias-free linear vs an embedding) is said in the layer's notes. Parametrized weights
+    (weight norm, spectral norm: :func:`effective_weights`) are judged as the weight the module uses.
     """
     aliases = aliases or {}
+    tensors, parametrized = effective_weights(tensors)
     groups: dict[str, dict[str, str]] = {}
     order: list[str] = []
     for full in tensors:
@@ -135,7 +140,261 @@ def layers_from_tensors(
     for prefix in order:
         members = groups[prefix]
         layers.extend(_infer_group(prefix, members, tensors, aliases, transposed_parents))
+    for layer in layers:
+        for p in layer.params:
+            info = parametrized.get(p.name)
+            if info is not None:
+                layer.notes.append(info.note)
+                layer.attrs["parametrization"] = info.kind
+                layer.attrs["parametrization_sources"] = dict(info.sources)
     return layers
+
+
+# ------------------------------------------------------------------- parametrized weights (tensor-only)
+@dataclass(frozen=True)
+class Parametrized:
+    """A weight stored through a parametrization: what it is, the stored tensors it comes from (role →
+    name), and the note the report carries. ``evaluable`` is False when tensors alone cannot give the
+    effective weight (orthogonal, user parametrizations): the stored original is then a free parameter."""
+
+    name: str  # the module attribute the layer uses, e.g. ``conv.weight``
+    kind: str  # weight_norm, spectral_norm, parametrized
+    sources: tuple[tuple[str, str], ...]
+    evaluable: bool
+    note: str
+
+
+def _weight_norm_axes(g: tuple[int, ...], v: tuple[int, ...]) -> tuple[int, ...] | None:
+    """Axes ‖v‖ runs over: those where g has size 1 (torch's ``norm_except_dim``; g scalar: all axes);
+    None when the shapes do not pair as (g, v)."""
+    if len(g) == 0 or (math.prod(g) == 1 and len(g) != len(v)):
+        return tuple(range(len(v)))
+    if len(g) != len(v) or any(a not in (1, b) for a, b in zip(g, v)):
+        return None
+    return tuple(i for i, (a, b) in enumerate(zip(g, v)) if a == 1 and b > 1) or tuple(range(len(v)))
+
+
+def _out_dtype(ref: TensorRef) -> str:
+    return "float64" if ref.dtype == "float64" else "float32"
+
+
+def _rows(ref: TensorRef, axis: int) -> np.ndarray:
+    """The tensor decoded, with ``axis`` first, as a (units, rest) array of the working float type."""
+    a = np.moveaxis(np.asarray(ref.numpy()), axis, 0)
+    return np.asarray(a, dtype=_out_dtype(ref)).reshape(a.shape[0], -1)
+
+
+def weight_norm_ref(g: TensorRef, v: TensorRef, axes: tuple[int, ...]) -> TensorRef:
+    """The effective weight g·v/‖v‖ of ``weight_norm`` (‖v‖ over ``axes``), computed when read: per
+    kept index, in blocks of kept indices, ‖v‖ summed in float64."""
+    keep = [i for i in range(len(v.shape)) if i not in axes]
+
+    def raw() -> np.ndarray:
+        vals = np.asarray(v.numpy(), dtype=_out_dtype(v))
+        gain = np.asarray(g.numpy(), dtype=np.float64).reshape([v.shape[i] if i in keep else 1
+                                                                for i in range(len(v.shape))])
+        if len(keep) == 1:  # the usual case: one kept axis (dim=0 rows, dim=1 for transposed convs)
+            rows = np.moveaxis(vals, keep[0], 0)
+            flat = rows.reshape(rows.shape[0], -1)
+            out = np.empty_like(flat)
+            step = max(1, (1 << 22) // max(flat.shape[1], 1))
+            scale = np.moveaxis(gain, keep[0], 0).reshape(-1)
+            for i in range(0, flat.shape[0], step):
+                block = flat[i:i + step].astype(np.float64)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    out[i:i + step] = block * (scale[i:i + step] / np.sqrt((block * block).sum(axis=1)))[:, None]
+            return np.moveaxis(out.reshape(rows.shape), 0, keep[0])
+        wide = vals.astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            eff = wide * (gain / np.sqrt((wide * wide).sum(axis=axes, keepdims=True)))
+        return eff.astype(vals.dtype)
+
+    return TensorRef(v.shape, _out_dtype(v), raw, unit_axis=v.unit_axis)
+
+
+def _spectral_dim(w: tuple[int, ...], u: tuple[int, ...], v: tuple[int, ...]) -> int | None:
+    """The axis torch's spectral norm reshapes to rows (0, or 1 for transposed convolutions), from the
+    lengths of its power-iteration vectors u (that axis) and v (the rest)."""
+    if len(u) != 1 or len(v) != 1 or len(w) < 1:
+        return None
+    for dim in (0, 1)[: len(w)]:
+        if u[0] == w[dim] and v[0] * w[dim] == math.prod(w):
+            return dim
+    return None
+
+
+def largest_singular_value(rows: np.ndarray, start: np.ndarray, iterations: int = 500, tol: float = 1e-9) -> float:
+    """σ_max of a (units, rest) matrix by power iteration from ``start`` (the stored u: converged in a
+    trained checkpoint, random in a fresh one), to relative change ``tol``."""
+    a = rows.astype(np.float64)
+    u = np.asarray(start, dtype=np.float64).reshape(-1)
+    if not np.any(u):
+        u = np.ones(a.shape[0])
+    sigma = 0.0
+    for _ in range(iterations):
+        v = a.T @ u
+        nv = np.linalg.norm(v)
+        if not nv > 0:
+            return 0.0
+        u = a @ (v / nv)
+        new = float(np.linalg.norm(u))
+        if not new > 0:
+            return 0.0
+        u /= new
+        if abs(new - sigma) <= tol * new:
+            return new
+        sigma = new
+    return sigma
+
+
+def spectral_norm_ref(w: TensorRef, u: TensorRef, v: TensorRef, dim: int) -> TensorRef:
+    """W/σ with σ the largest singular value of W (rows along ``dim``): the value spectral_norm's power
+    iteration converges to, and what the module uses from its first training steps on (a module fresh
+    from ``torch.nn.utils.spectral_norm`` still holds random u, v; the new API iterates 15 times at once)."""
+
+    def raw() -> np.ndarray:
+        sigma = largest_singular_value(_rows(w, dim), u.numpy())
+        full = np.asarray(w.numpy(), dtype=_out_dtype(w))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (full / sigma).astype(full.dtype)
+
+    return TensorRef(w.shape, _out_dtype(w), raw, unit_axis=w.unit_axis)
+
+
+_PARAMETRIZATIONS = re.compile(r"^(?:(?P<owner>.+)\.)?parametrizations\.(?P<attr>[^.]+)\.(?P<rest>.+)$")
+
+
+def effective_weights(tensors: Mapping[str, TensorRef]) -> tuple[dict[str, TensorRef], dict[str, Parametrized]]:
+    """Replace the stored originals of parametrized weights by the weight the module computes.
+
+    | stored (state_dict names)                                     | effective weight          |
+    |---|---|
+    | ``m.parametrizations.weight.original0`` (g), ``.original1`` (v) | g·v/‖v‖ (weight_norm)  |
+    | ``m.weight_g``, ``m.weight_v`` (``torch.nn.utils.weight_norm``)  | g·v/‖v‖                |
+    | ``m.parametrizations.weight.original``, ``.0._u``, ``.0._v``    | W/σ, σ = uᵀWv (spectral_norm) |
+    | ``m.weight_orig``, ``m.weight_u``, ``m.weight_v`` (old spectral_norm) | W/σ              |
+    | ``m.parametrizations.weight.original`` + anything else (orthogonal, user code) | not computable: the original stays a free parameter, said in its note |
+
+    The effective tensor takes the name the module uses (``m.weight``), in the place of its first stored
+    tensor, so the layer is inferred as if the weight were stored plainly; the g vector is never judged as
+    a matrix. Returns the new ordered mapping and, by effective name, what was recognized.
+    """
+    found: dict[str, tuple[Parametrized, TensorRef | None]] = {}
+    consumed: dict[str, str] = {}  # stored name → the effective name replacing it
+    for name, info in _new_api(tensors).items():
+        found[info[0].name] = info
+    for name, info in _old_api(tensors).items():
+        found.setdefault(info[0].name, info)
+    if not found:
+        return dict(tensors), {}
+    for eff, (info, _) in found.items():
+        for _, stored in info.sources:
+            consumed[stored] = eff
+    out: dict[str, TensorRef] = {}
+    for name, ref in tensors.items():
+        eff = consumed.get(name)
+        if eff is None:
+            out[name] = ref
+            continue
+        info, computed = found[eff]
+        key = eff if info.evaluable else dict(info.sources).get("original", name)
+        if key in out:
+            continue
+        if info.evaluable:
+            out[key] = computed
+        elif name == key:
+            out[key] = ref
+    notes = {(p.name if p.evaluable else dict(p.sources)["original"]): p for p, _ in found.values()}
+    return out, notes
+
+
+def _new_api(tensors: Mapping[str, TensorRef]) -> dict[str, tuple[Parametrized, TensorRef | None]]:
+    """``torch.nn.utils.parametrize`` names: ``owner.parametrizations.attr.original[N]`` and the
+    parametrization modules' tensors ``owner.parametrizations.attr.K.*``."""
+    groups: dict[tuple[str, str], dict[str, str]] = {}
+    for name in tensors:
+        m = _PARAMETRIZATIONS.match(name)
+        if m:
+            groups.setdefault((m.group("owner") or "", m.group("attr")), {})[m.group("rest")] = name
+    out: dict[str, tuple[Parametrized, TensorRef | None]] = {}
+    for (owner, attr), parts in groups.items():
+        eff = f"{owner}.{attr}" if owner else attr
+        stored = f"{owner + '.' if owner else ''}parametrizations.{attr}"
+        if set(parts) == {"original0", "original1"}:
+            g, v = tensors[parts["original0"]], tensors[parts["original1"]]
+            axes = _weight_norm_axes(g.shape, v.shape)
+            if axes is not None:
+                out[eff] = (Parametrized(eff, "weight_norm", (("g", parts["original0"]), ("v", parts["original1"])),
+                                         True, f"weight_norm parametrization: judged as its effective weight "
+                                         f"g·v/‖v‖ from {stored}.original0 (g) and .original1 (v)"),
+                            weight_norm_ref(g, v, axes))
+                continue
+        if set(parts) == {"original", "0._u", "0._v"}:
+            w, u, v = tensors[parts["original"]], tensors[parts["0._u"]], tensors[parts["0._v"]]
+            dim = _spectral_dim(w.shape, u.shape, v.shape)
+            if dim is not None:
+                out[eff] = (Parametrized(eff, "spectral_norm", (("original", parts["original"]), ("u", parts["0._u"]),
+                                                                ("v", parts["0._v"])), True,
+                                         f"spectral_norm parametrization: judged as its effective weight W/σ "
+                                         f"from {stored}.original (σ = its largest singular value)"),
+                            spectral_norm_ref(w, u, v, dim))
+                continue
+        if "original" in parts:
+            others = sorted(k for k in parts if k != "original")
+            what = ", ".join(f".{k}" for k in others) if others else "no other tensor"
+            out[eff] = (Parametrized(eff, "parametrized", tuple(("original" if k == "original" else k, n)
+                                                                for k, n in sorted(parts.items())), False,
+                                     f"parametrized {eff} (orthogonal or a user parametrization; {stored}.original "
+                                     f"with {what}): its effective weight cannot be computed from tensors alone, "
+                                     "so the stored original is not judged as a weight (check the live module)"),
+                        None)
+    return out
+
+
+def _old_api(tensors: Mapping[str, TensorRef]) -> dict[str, tuple[Parametrized, TensorRef | None]]:
+    """``torch.nn.utils.weight_norm`` (``attr_g``, ``attr_v``) and ``torch.nn.utils.spectral_norm``
+    (``attr_orig``, ``attr_u``, ``attr_v``) hooks' names."""
+    out: dict[str, tuple[Parametrized, TensorRef | None]] = {}
+    for name in tensors:
+        if name.endswith("_orig"):
+            base = name[: -len("_orig")]
+            u, v = f"{base}_u", f"{base}_v"
+            if u in tensors and v in tensors and base not in tensors:
+                dim = _spectral_dim(tensors[name].shape, tensors[u].shape, tensors[v].shape)
+                if dim is not None:
+                    out[base] = (Parametrized(base, "spectral_norm", (("original", name), ("u", u), ("v", v)), True,
+                                              f"spectral_norm (torch.nn.utils.spectral_norm): judged as its effective "
+                                              f"weight W/σ from {name} (σ = its largest singular value)"),
+                                 spectral_norm_ref(tensors[name], tensors[u], tensors[v], dim))
+        elif name.endswith("_g"):
+            base = name[: -len("_g")]
+            v = f"{base}_v"
+            if v in tensors and base not in tensors and f"{base}_orig" not in tensors:
+                axes = _weight_norm_axes(tensors[name].shape, tensors[v].shape)
+                if axes is not None:
+                    out[base] = (Parametrized(base, "weight_norm", (("g", name), ("v", v)), True,
+                                              f"weight_norm (torch.nn.utils.weight_norm): judged as its effective "
+                                              f"weight g·v/‖v‖ from {name} (g) and {v} (v)"),
+                                 weight_norm_ref(tensors[name], tensors[v], axes))
+    return out
+
+
+def parametrization_notes(layers: list[Layer]) -> list[str]:
+    """One model-level line on parametrized weights, for the report's source notes (empty when none)."""
+    kinds: dict[str, list[str]] = {}
+    for layer in layers:
+        kind = layer.attrs.get("parametrization")
+        if kind:
+            kinds.setdefault(kind, []).append(layer.name)
+    parts = []
+    for kind, names in kinds.items():
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        if kind == "parametrized":
+            parts.append(f"{len(names)} parametrized weight(s) not computable from tensors ({shown}): "
+                         "their stored originals are not judged as weights")
+        else:
+            parts.append(f"{len(names)} {kind} layer(s) judged as their effective weight ({shown})")
+    return ["; ".join(parts)] if parts else []
 
 
 def _transposed_parents(tensors: Mapping[str, TensorRef], groups: dict[str, dict[str, str]]) -> set[str]:

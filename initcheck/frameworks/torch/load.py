@@ -15,7 +15,7 @@ from typing import Any
 
 from ...errors import InitcheckError, MissingDependencyError, UntrustedFormatError
 from ...model import Model
-from ..torch_layout import layers_from_tensors
+from ..torch_layout import layers_from_tensors, parametrization_notes
 from .modules import layers_from_module
 from .tensors import assigner, is_float_tensor, storage_key, tensor_ref
 
@@ -322,16 +322,42 @@ def model_from_state_dict(state: dict, path: str, fmt: str) -> Model:
     layers = layers_from_tensors(tensors, aliases)
     for layer in layers:
         for p in layer.params:
-            p.native = state[p.name]
-            p.assign = assigner(state[p.name])
-    return Model(path=path, format=fmt, framework="torch", layers=layers)
+            if p.name in state:
+                p.native = state[p.name]
+                p.assign = assigner(state[p.name])
+            else:  # an effective weight computed from its stored parametrization (torch_layout)
+                p.assign = _stored_parametrization_assigner(layer, state)
+    return Model(path=path, format=fmt, framework="torch", layers=layers,
+                 source_notes=parametrization_notes(layers))
+
+
+def _stored_parametrization_assigner(layer, state: dict):
+    """Writes of an effective weight-norm weight go to its stored (g, v): v = w, g = ‖w‖ over the axes
+    where g has size 1 (weight_norm's own split); other parametrizations are not written (None)."""
+    import torch
+
+    sources = layer.attrs.get("parametrization_sources") or {}
+    if layer.attrs.get("parametrization") != "weight_norm" or not {"g", "v"} <= set(sources):
+        return None
+    g, v = state[sources["g"]], state[sources["v"]]
+    axes = [i for i in range(v.dim()) if g.dim() != v.dim() or g.shape[i] == 1]
+
+    def assign(values) -> None:
+        w = torch.as_tensor(values).reshape(v.shape).to(dtype=v.dtype, device=v.device)
+        with torch.no_grad():
+            v.copy_(w)
+            norm = w.double().pow(2).sum(dim=axes, keepdim=True).sqrt() if axes else w.double().abs()
+            g.copy_(norm.reshape(g.shape).to(g.dtype))
+
+    return assign
 
 
 def model_from_module(module, path: str, fmt: str = "module", handle: Any = None) -> Model:
     layers = layers_from_module(module)
     if not layers:
         raise InitcheckError("module has no floating-point parameters", path)
-    return Model(path=path, format=fmt, framework="torch", layers=layers, handle=handle or module)
+    return Model(path=path, format=fmt, framework="torch", layers=layers, handle=handle or module,
+                 source_notes=parametrization_notes(layers))
 
 
 def load_bin_shards(paths: list[str], trust: bool, display_path: str) -> Model:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
+
+from ...errors import InitcheckError
 from ...model import Layer, Param
 from ..torch_layout import layers_from_tensors, make_layer
 from .tensors import assigner, is_float_tensor, storage_key, tensor_ref
@@ -16,8 +19,12 @@ _RECURRENT = {"LSTM": ("lstm", 4), "GRU": ("gru", 3), "RNN": ("rnn", 1)}
 
 
 def module_class(module) -> str:
-    """Class name, seeing through TorchScript (``original_name``)."""
-    return getattr(module, "original_name", None) or type(module).__name__
+    """Class name, seeing through TorchScript (``original_name``) and the ``Parametrized<Class>``
+    subclass ``torch.nn.utils.parametrize`` swaps in."""
+    cls = type(module)
+    if cls.__name__.startswith("Parametrized") and getattr(module, "parametrizations", None) is not None:
+        cls = cls.__mro__[1]
+    return getattr(module, "original_name", None) or cls.__name__
 
 
 def layers_from_module(root) -> list[Layer]:
@@ -28,7 +35,11 @@ def layers_from_module(root) -> list[Layer]:
     seen: dict[tuple, Param] = {}
     layers: list[Layer] = []
     for mod_name, module in root.named_modules(remove_duplicate=False):
+        if _is_parametrization_list(module):
+            continue  # the originals: the owning module reports the effective weight instead
         own = [(n, p) for n, p in list(module.named_parameters(recurse=False))]
+        effective = effective_parameters(module)
+        own = [(n, p) for n, p in own if n not in effective.hidden] + list(effective.tensors.items())
         own = [(n, p) for n, p in own if is_float_tensor(p)]
         if not own:
             continue
@@ -48,9 +59,149 @@ def layers_from_module(root) -> list[Layer]:
             for prm in layer.params:
                 key = storage_key(fresh[prm.name.rpartition(".")[2]])
                 seen[key] = prm
+            effective.mark(layer)
         layers.extend(made)
     _on_device(layers)
     return layers
+
+
+# ------------------------------------------------------------------------------ parametrized weights
+_PARAMETRIZATION_KINDS = {"_WeightNorm": "weight_norm", "_SpectralNorm": "spectral_norm", "_Orthogonal": "orthogonal"}
+
+
+def _is_parametrization_list(module) -> bool:
+    from torch.nn.utils import parametrize
+
+    return isinstance(module, parametrize.ParametrizationList)
+
+
+class Effective:
+    """A module's parametrized tensors as the module computes them (``torch.nn.utils.parametrize``, or the
+    ``weight_norm``/``spectral_norm`` hooks of ``torch.nn.utils``): ``tensors`` by attribute name, the
+    stored originals they replace (``hidden``), and per attribute a note and an assigner that writes
+    through the parametrization (its ``right_inverse``)."""
+
+    def __init__(self) -> None:
+        self.tensors: dict[str, object] = {}
+        self.hidden: set[str] = set()
+        self.kinds: dict[str, str] = {}
+        self.notes: dict[str, str] = {}
+        self.assigners: dict[str, object] = {}
+
+    def mark(self, layer: Layer) -> None:
+        """Note the parametrization on the layer holding an effective tensor; writes go through it."""
+        for p in layer.params:
+            attr = p.name.rpartition(".")[2]
+            if attr in self.tensors and p.native is self.tensors[attr]:
+                layer.notes.append(self.notes[attr])
+                layer.attrs["parametrization"] = self.kinds[attr]
+                p.assign = self.assigners[attr]
+
+
+def effective_parameters(module) -> Effective:
+    """The effective tensors of one module's parametrized attributes (none for most modules)."""
+    eff = Effective()
+    plists = getattr(module, "parametrizations", None)
+    if plists is not None and not _is_parametrization_list(module):
+        for attr, plist in plists.items():
+            names = [type(p).__name__ for p in plist]
+            kind = _PARAMETRIZATION_KINDS.get(names[0], "parametrized") if len(names) == 1 else "parametrized"
+            eff.tensors[attr] = _spectral(plist) if kind == "spectral_norm" else _computed(module, attr, plist)
+            eff.kinds[attr] = kind
+            eff.notes[attr] = (f"{kind} parametrization ({', '.join(names)}): judged as its effective weight "
+                               f"(what the module computes), not its stored parametrizations.{attr}.original*")
+            eff.assigners[attr] = _through_parametrization(module, attr)
+    _legacy_hooks(module, eff)
+    return eff
+
+
+def _computed(module, attr: str, plist):
+    """getattr(module, attr) with the parametrizations in eval mode (spectral_norm would otherwise run a
+    power iteration and update its buffers), gradients off; training flags restored."""
+    import torch
+
+    flags = [(m, m.training) for m in plist.modules()]
+    try:
+        plist.eval()
+        with torch.no_grad():
+            return getattr(module, attr).detach()
+    finally:
+        for m, flag in flags:
+            m.training = flag
+
+
+def _spectral(plist):
+    """W/σ_max of a spectral_norm parametrization: where its power iteration converges (15 steps at
+    registration leave σ a few % low), and the same value the tensor-only path computes."""
+    import torch
+
+    orig = plist.original
+    with torch.no_grad():
+        sigma = torch.linalg.matrix_norm(plist[0]._reshape_weight_to_matrix(orig).double(), ord=2)
+        return (orig.double() / sigma).to(orig.dtype).detach()
+
+
+def _through_parametrization(module, attr: str):
+    import torch
+
+    def assign(values: np.ndarray) -> None:
+        current = getattr(module, attr)
+        new = torch.as_tensor(np.asarray(values)).reshape(current.shape).to(dtype=current.dtype,
+                                                                          device=current.device)
+        try:
+            with torch.no_grad():
+                setattr(module, attr, new)  # parametrize calls each parametrization's right_inverse
+        except NotImplementedError as e:
+            raise InitcheckError(f"cannot write {attr} of {type(module).__name__}: its parametrization has no "
+                                 f"right_inverse ({e})") from None
+
+    return assign
+
+
+def _legacy_hooks(module, eff: Effective) -> None:
+    """``torch.nn.utils.weight_norm`` (params attr_g, attr_v) and ``spectral_norm`` (attr_orig) keep the
+    effective weight as a plain attribute recomputed by a forward pre-hook; compute it from the hook."""
+    from torch.nn.utils.spectral_norm import SpectralNorm
+    from torch.nn.utils.weight_norm import WeightNorm
+
+    import torch
+
+    for hook in list(getattr(module, "_forward_pre_hooks", {}).values()):
+        if isinstance(hook, WeightNorm):
+            with torch.no_grad():
+                eff.tensors[hook.name] = hook.compute_weight(module).detach()
+            eff.hidden |= {f"{hook.name}_g", f"{hook.name}_v"}
+            eff.kinds[hook.name] = "weight_norm"
+            eff.notes[hook.name] = (f"weight_norm (torch.nn.utils.weight_norm, dim={hook.dim}): judged as its "
+                                    f"effective weight g·v/‖v‖, not {hook.name}_g and {hook.name}_v")
+            eff.assigners[hook.name] = _weight_norm_assigner(module, hook)
+        elif isinstance(hook, SpectralNorm):
+            # W/σ_max: what the hook's power iteration converges to (a fresh module's u, v are random
+            # until its first training forward, so its eval-mode weight is no weight it trains with)
+            orig = getattr(module, f"{hook.name}_orig")
+            with torch.no_grad():
+                sigma = torch.linalg.matrix_norm(hook.reshape_weight_to_matrix(orig).double(), ord=2)
+                eff.tensors[hook.name] = (orig.double() / sigma).to(orig.dtype).detach()
+            eff.hidden.add(f"{hook.name}_orig")
+            eff.kinds[hook.name] = "spectral_norm"
+            eff.notes[hook.name] = (f"spectral_norm (torch.nn.utils.spectral_norm): judged as its effective "
+                                    f"weight W/σ (σ the largest singular value of {hook.name}_orig)")
+            eff.assigners[hook.name] = assigner(getattr(module, f"{hook.name}_orig"))
+
+
+def _weight_norm_assigner(module, hook):
+    """Write w as weight_norm stores it: v = w, g = ‖w‖ over every axis but ``dim`` (the hook's own split)."""
+    import torch
+
+    g, v = getattr(module, f"{hook.name}_g"), getattr(module, f"{hook.name}_v")
+
+    def assign(values: np.ndarray) -> None:
+        w = torch.as_tensor(np.asarray(values)).reshape(v.shape).to(dtype=v.dtype, device=v.device)
+        with torch.no_grad():
+            v.copy_(w)
+            g.copy_(torch.norm_except_dim(w, 2, hook.dim).to(g.dtype).reshape(g.shape))
+
+    return assign
 
 
 def _on_device(layers: list[Layer]) -> None:

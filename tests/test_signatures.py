@@ -69,7 +69,19 @@ NULL_FAMILIES = {
     "trained-like t(3) bf16": ("bfloat16", lambda r, n: bf16(SIGMA * r.standard_t(3, n))),
     "trained-like laplace bf16": ("bfloat16", lambda r, n: bf16(r.laplace(0, SIGMA, n))),
     "trained-like t(3) f32": ("float32", lambda r, n: (SIGMA * r.standard_t(3, n)).astype(np.float32)),
+    "int8 absmax t(3) f32": ("float32", lambda r, n: _dequantized(r, n, 127, power_of_two=False)),
+    "int8 power-of-two scale t(3) f32": ("float32", lambda r, n: _dequantized(r, n, 127, power_of_two=True)),
+    "int4 absmax t(3) bf16": ("bfloat16", lambda r, n: bf16(_dequantized(r, n, 7, power_of_two=False))),
 }
+
+
+def _dequantized(rng: np.random.Generator, n: int, levels: int, power_of_two: bool) -> np.ndarray:
+    """Trained-like heavy-tailed weights quantized symmetrically (absmax scale) and dequantized."""
+    w = SIGMA * rng.standard_t(3, n)
+    scale = np.abs(w).max() / levels
+    if power_of_two:
+        scale = 2.0 ** math.ceil(math.log2(scale))
+    return (np.clip(np.round(w / scale), -levels - 1, levels) * scale).astype(np.float32)
 
 
 def ref_of(values: np.ndarray, dtype: str, units: int) -> TensorRef:

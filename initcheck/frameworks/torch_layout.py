@@ -267,45 +267,37 @@ _PARAMETRIZATIONS = re.compile(r"^(?:(?P<owner>.+)\.)?parametrizations\.(?P<attr
 def effective_weights(tensors: Mapping[str, TensorRef]) -> tuple[dict[str, TensorRef], dict[str, Parametrized]]:
     """Replace the stored originals of parametrized weights by the weight the module computes.
 
-    | stored (state_dict names)                                     | effective weight          |
-    |---|---|
-    | ``m.parametrizations.weight.original0`` (g), ``.original1`` (v) | g·v/‖v‖ (weight_norm)  |
-    | ``m.weight_g``, ``m.weight_v`` (``torch.nn.utils.weight_norm``)  | g·v/‖v‖                |
-    | ``m.parametrizations.weight.original``, ``.0._u``, ``.0._v``    | W/σ, σ = uᵀWv (spectral_norm) |
-    | ``m.weight_orig``, ``m.weight_u``, ``m.weight_v`` (old spectral_norm) | W/σ              |
-    | ``m.parametrizations.weight.original`` + anything else (orthogonal, user code) | not computable: the original stays a free parameter, said in its note |
+    ============================================================  =========================================
+    stored (state_dict names)                                     judged as
+    ============================================================  =========================================
+    ``m.parametrizations.weight.original0`` (g), ``.original1`` (v)  ``m.weight`` = g·v/‖v‖ (weight_norm)
+    ``m.weight_g``, ``m.weight_v`` (``torch.nn.utils.weight_norm``)   ``m.weight`` = g·v/‖v‖
+    ``m.parametrizations.weight.original``, ``.0._u``, ``.0._v``     ``m.weight`` = W/σ_max (spectral_norm)
+    ``m.weight_orig``, ``m.weight_u``, ``m.weight_v``                ``m.weight`` = W/σ_max (old spectral_norm)
+    ``m.parametrizations.weight.original`` with anything else       not computable (orthogonal, user code):
+                                                                  the original, a free parameter, with a note
+    ============================================================  =========================================
 
-    The effective tensor takes the name the module uses (``m.weight``), in the place of its first stored
-    tensor, so the layer is inferred as if the weight were stored plainly; the g vector is never judged as
-    a matrix. Returns the new ordered mapping and, by effective name, what was recognized.
+    ‖v‖ runs over the axes where g has size 1 (any ``dim``). The effective tensor takes the module's name
+    for it, in the place of its first stored tensor, so the layer is inferred as if the weight were stored
+    plainly; g, u, v and parametrization buffers are not layers. Returns the new ordered mapping and, by
+    the name of the tensor that stands for each parametrized weight, what was recognized.
     """
-    found: dict[str, tuple[Parametrized, TensorRef | None]] = {}
-    consumed: dict[str, str] = {}  # stored name → the effective name replacing it
-    for name, info in _new_api(tensors).items():
-        found[info[0].name] = info
-    for name, info in _old_api(tensors).items():
-        found.setdefault(info[0].name, info)
+    found = {**_old_api(tensors), **_new_api(tensors)}
     if not found:
         return dict(tensors), {}
-    for eff, (info, _) in found.items():
-        for _, stored in info.sources:
-            consumed[stored] = eff
+    stands_for = {p.name: (p.name if p.evaluable else dict(p.sources)["original"]) for p, _ in found.values()}
+    replaced = {stored: eff for eff, (p, _) in found.items() for _, stored in p.sources}
     out: dict[str, TensorRef] = {}
     for name, ref in tensors.items():
-        eff = consumed.get(name)
+        eff = replaced.get(name)
         if eff is None:
             out[name] = ref
-            continue
-        info, computed = found[eff]
-        key = eff if info.evaluable else dict(info.sources).get("original", name)
-        if key in out:
-            continue
-        if info.evaluable:
-            out[key] = computed
-        elif name == key:
-            out[key] = ref
-    notes = {(p.name if p.evaluable else dict(p.sources)["original"]): p for p, _ in found.values()}
-    return out, notes
+        elif found[eff][0].evaluable:
+            out.setdefault(eff, found[eff][1])  # first stored tensor's place
+        elif name == stands_for[eff]:
+            out[name] = ref  # the original, as a free parameter; parametrization buffers dropped
+    return out, {stands_for[eff]: p for eff, (p, _) in found.items()}
 
 
 def _new_api(tensors: Mapping[str, TensorRef]) -> dict[str, tuple[Parametrized, TensorRef | None]]:

@@ -157,4 +157,4 @@ def _role(layer) -> Role | None:
 
 def _load_rule_modules() -> None:
     # every rule module registers on import; an ImportError here is a bug and must surface
-    from . import integrity, precision, probe, scale, structure  # noqa: F401  (probe: IC4xx, silent without a probe run)
+    from . import integrity, precision, probe, scale, structure  # noqa: F401  (probe: silent without a probe run)

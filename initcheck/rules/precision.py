@@ -15,6 +15,15 @@ that makes it the extreme, X = k − 1, are then at most Binomial(X + m, p₀) w
 and P(Bin(X + m, p₀) ≥ X), doubled for the two ends (Bonferroni), below ``significance.TAIL`` (1e-5)
 flags the tensor. Conditioning on t being the extreme and v the next value only lowers X and raises m,
 so the test errs toward silence; ``tests/test_signatures.py`` measures its false alarms on seeded draws.
+
+Guards, each a case where the empty region is no evidence:
+
+- only values on a low-precision grid (bfloat16, float16, float8; stored so, or float32 holding only
+  such values): float32 draws never pile up this way, and dequantized weights sit on coarser grids;
+- the region counts only when v is in the bulk (within ``BULK_SIGMAS`` of the mean) and the region is
+  short (``REGION_CELLS``: a discretized tail) or t is a far atom (beyond ``FAR_ATOM_SIGMAS`` and much
+  farther from v than v from the mean, which no evenly spaced grid gives). Otherwise only the two cells
+  are compared, p₀ = max(½, w_t/(w_t + w_v)): t's cell is no heavier than v's on any even grid.
 """
 
 from __future__ import annotations
@@ -40,9 +49,13 @@ _FORMATS = {
     "float8_e4m3fn": (4, -6),
     "float8_e5m2": (3, -14),
 }
+LOW_PRECISION = frozenset({"bfloat16", "float16", "float8_e4m3fn", "float8_e5m2"})
 MIN_NEXT_DISTANCE = 0.5  # the next value inward lies this many stds (without the atom) beyond the mean
-STD_INFLATION_WARNING = 1.10  # the atom raises the tensor's std by 10 %: warning
-FAR_ATOM_SIGMAS = 6.0  # or sits this far out, where no draw of the family puts mass: warning
+BULK_SIGMAS = 4.0  # ... and, for the empty region to count, within this many (else: a sparse tail or a grid)
+REGION_CELLS = 8  # an empty region this short (a discretized tail's atoms) counts...
+FAR_ATOM_SIGMAS = 6.0  # ... a longer one only behind an atom this far out (also: no draw puts mass there)
+FAR_ATOM_GAP = 2.0  # ... and this many times farther from v than v from the mean (no even grid does that)
+STD_INFLATION_WARNING = 1.10  # the atom raises the tensor's std by 10 %: warning (or a far atom)
 
 
 def value_grid(stored: str, values: Iterable[float]) -> str:
@@ -115,14 +128,22 @@ def pileup(st: TensorStats, stored: str, upper: bool) -> dict | None:
     if not (st.finite and k >= 2 and m >= 1 and math.isfinite(v) and math.isfinite(t)):
         return None
     mean, std = _without_atom(st, t, k)
-    if not std > 0 or (v - mean if upper else mean - v) < MIN_NEXT_DISTANCE * std:
+    inward = v - mean if upper else mean - v
+    if not std > 0 or inward < MIN_NEXT_DISTANCE * std:
         return None
     grid = value_grid(stored, (t, v))
+    if grid not in LOW_PRECISION:
+        return None  # values computed in float32 or finer never pile up this way (and quantized grids would)
     t_below, t_above = gaps(t, grid)
     v_below, v_above = gaps(v, grid)
     cell = (t_below + t_above) / 2
     region = (t - t_below / 2) - (v - v_below / 2) if upper else (v + v_above / 2) - (t + t_above / 2)
-    p0 = cell / (cell + max(region, 0.0))
+    if _region_counts(t, v, mean, std, inward, region, cell):
+        p0 = cell / (cell + max(region, 0.0))
+    else:
+        # the empty region between v and t may be a coarser grid's (dequantized weights), where only
+        # equal cells hold: t's cell no heavier than v's
+        p0 = max(0.5, cell / (cell + (v_below + v_above) / 2))
     x = k - 1
     p = binomial_tail(x, x + m, p0)
     smooth = m * cell / region if region > 0 else float(m)  # what a smooth density gives t's cell
@@ -131,10 +152,21 @@ def pileup(st: TensorStats, stored: str, upper: bool) -> dict | None:
             "fraction": k / st.finite}
 
 
+def _region_counts(t: float, v: float, mean: float, std: float, inward: float, region: float, cell: float) -> bool:
+    """Whether the empty region between v and t is evidence (a density would have put values there):
+    v in the bulk, and either a short region (a few cells: a discretized tail) or a far atom — t beyond
+    FAR_ATOM_SIGMAS and much farther from v than v from the mean, which no evenly spaced grid gives."""
+    if inward > BULK_SIGMAS * std:
+        return False
+    if region <= REGION_CELLS * cell:
+        return True
+    return abs(t - mean) > FAR_ATOM_SIGMAS * std and abs(t - v) > FAR_ATOM_GAP * inward
+
+
 _FIX = {
     "keras": "create the variables in float32 (a mixed_bfloat16 policy keeps them so) and cast after the draw",
     "torch": "draw in float32 and cast: `w32 = torch.empty(w.shape); trunc_normal_(w32, std=...); "
-             "w.copy_(w32)` (torch ≥ 2.13's nn.init.trunc_normal_ samples by rejection and does not pile up)",
+             "w.copy_(w32)` (torch 2.13's nn.init.trunc_normal_ samples by rejection and does not pile up)",
 }
 
 
@@ -144,8 +176,8 @@ _FIX = {
     """
     An initializer computed in the tensor's own low-precision dtype can put far more mass on the extreme
     representable values than any distribution gives them. The inverse-CDF truncated normal (uniform →
-    erfinv → scale → clamp to [a, b]), which timm's `trunc_normal_` (1.0.31) still uses and which
-    `torch.nn.init.trunc_normal_` used before torch 2.13, rounds its uniform draw to bfloat16 there:
+    erfinv → scale → clamp to [a, b]), which timm's `trunc_normal_` (1.0.31) uses, as older torch
+    releases' `nn.init.trunc_normal_` did (torch 2.13's samples by rejection), rounds its uniform to bfloat16:
     near ±1 the uniform's bfloat16 grid is coarse, erfinv maps its values to atoms several grid steps
     apart, and a uniform that rounds to −1 becomes −∞, clamped onto the lower bound. Measured with torch
     2.13 on 10⁴–4·10⁶ values, std 0.02 (tests/test_signatures.py repeats it):
@@ -204,8 +236,8 @@ def _layer_pileup(layer: Layer, framework: str) -> Finding | None:
               ": the std is barely affected")
     return Finding(
         "IC208", "warning" if serious else "info", layer.name,
-        f"{layer.weight.name} ({worst['grid']} grid): {where}{effect} — a truncated normal computed in low "
-        "precision and clamped to its bounds",
+        f"{layer.weight.name} ({worst['grid']} grid): {where}{effect} — mass clamped onto a bound in low "
+        "precision (a truncated normal drawn in bfloat16/float16, or values clipped onto a grid)",
         fix=_FIX.get(framework, _FIX["torch"]),
         data={"ends": [{k: r[k] for k in ("value", "count", "next", "next_count", "p", "std_ratio")}
                        for r in flagged]},

@@ -21,8 +21,10 @@ _RECURRENT = {"LSTM": ("lstm", 4), "GRU": ("gru", 3), "RNN": ("rnn", 1)}
 def module_class(module) -> str:
     """Class name, seeing through TorchScript (``original_name``) and the ``Parametrized<Class>``
     subclass ``torch.nn.utils.parametrize`` swaps in."""
+    from torch.nn.utils import parametrize
+
     cls = type(module)
-    if cls.__name__.startswith("Parametrized") and getattr(module, "parametrizations", None) is not None:
+    if cls.__name__.startswith("Parametrized") and parametrize.is_parametrized(module):
         cls = cls.__mro__[1]
     return getattr(module, "original_name", None) or cls.__name__
 
@@ -100,10 +102,11 @@ class Effective:
 
 def effective_parameters(module) -> Effective:
     """The effective tensors of one module's parametrized attributes (none for most modules)."""
+    from torch.nn.utils import parametrize
+
     eff = Effective()
-    plists = getattr(module, "parametrizations", None)
-    if plists is not None and not _is_parametrization_list(module):
-        for attr, plist in plists.items():
+    if parametrize.is_parametrized(module):
+        for attr, plist in module.parametrizations.items():
             names = [type(p).__name__ for p in plist]
             kind = _PARAMETRIZATION_KINDS.get(names[0], "parametrized") if len(names) == 1 else "parametrized"
             eff.tensors[attr] = _spectral(plist) if kind == "spectral_norm" else _computed(module, attr, plist)

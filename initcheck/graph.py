@@ -378,6 +378,11 @@ def _walk(graph: OpGraph, consumers: dict[int, list[int]], start: OpNode, output
             if direct and len(node.inputs) >= 2 and any(i not in downstream for i in node.inputs):
                 ctx.residual = True
                 decide("linear")
+            elif direct and not decided:
+                # every input is the layer's own values through transparent or constant-scaled ops (a rotary
+                # embedding's x·cos + rotate(x)·sin): still linear in them, the next op decides
+                queue.extend((c, True, nid) for c in nxt)
+                continue
             queue.extend((c, False, nid) for c in nxt)
             continue
         if node.op in ("softmax", "log_softmax"):

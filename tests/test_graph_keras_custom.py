@@ -3,8 +3,9 @@
 Each custom layer below copies a pattern of a keras_hub block that used to leave its inner layers without
 context: one Dropout called twice (ViT's MLP), a nested layer returning ``(output, None)`` (attention with
 an empty cache), same-named sublayers in two blocks (T5's self- and cross-attention), a weightless
-stochastic-depth layer, a subclass of MultiHeadAttention with a call() of its own, and a call() that needs
-concrete values (it stays opaque, and the reason names it).
+stochastic-depth layer, a subclass of MultiHeadAttention with a call() of its own, a call() that calls
+TensorFlow directly (traced in a TensorFlow graph), and a call() that needs concrete values (it stays opaque,
+and the reason names it).
 """
 
 from __future__ import annotations
@@ -92,6 +93,29 @@ class OwnCallBlock(layers.Layer):
         return x + self.attn(x, x, cache=None)
 
 
+class CallsTensorFlow(layers.Layer):
+    """call() calls TensorFlow directly (keras_hub's RWKV7): no symbolic run, a TensorFlow-graph trace."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.fc1 = layers.Dense(16, name="fc1")
+        self.fc2 = layers.Dense(8, name="fc2")
+
+    def build(self, input_shape):
+        self.fc1.build(input_shape)
+        self.fc2.build((*input_shape[:-1], 16))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def call(self, x):
+        import tensorflow as tf
+
+        steps = tf.shape(x)[1]  # a size read as a value
+        h = tf.math.tanh(self.fc1(x)) * tf.cast(steps, x.dtype) / tf.cast(steps, x.dtype)
+        return x + ops.gelu(self.fc2(h)) * 0.5
+
+
 class NeedsValues(layers.Layer):
     """call() branches on a tensor's value: it cannot run on symbolic inputs."""
 
@@ -137,9 +161,20 @@ def test_subclassed_attention_with_its_own_call_is_traced():
     assert all(c.activation is not None for c in ctx.values())
 
 
+def test_call_that_calls_tensorflow_is_traced_in_a_tensorflow_graph():
+    if keras.config.backend() != "tensorflow":
+        pytest.skip("the TensorFlow-graph trace needs the TensorFlow backend")
+    ctx = _contexts(CallsTensorFlow(name="tfcall"))
+    assert ctx["tfcall/fc1"].activation == "tanh"
+    assert ctx["tfcall/fc2"].activation == "gelu_tanh"  # ops.gelu's default is the tanh form
+    assert ctx["head"].position == "output"
+
+
 def test_untraceable_custom_layer_is_named_in_the_reason():
     ctx = _contexts(NeedsValues(name="needs_values"))
     fc = ctx["needs_values/fc"]
     assert fc.activation is None
     assert "'needs_values' (NeedsValues)" in fc.activation_unknown_reason
     assert "symbolic" in fc.activation_unknown_reason
+    if keras.config.backend() == "tensorflow":
+        assert "in a TensorFlow graph too" in fc.activation_unknown_reason

@@ -128,6 +128,7 @@ class KerasGraph:
         self.restores: list = []  # undo the symbolic calls of custom layers, after the graph is read
         self.failures: dict[int, str] = {}  # id(custom layer) -> why its call() did not trace
         self.opaque: list[Any] = []  # the custom layers that stayed opaque
+        self.var_layers: dict[int, str] = {}  # id(TF variable handle) -> initcheck layer holding it
 
     def edge(self, a: int, b: int) -> None:
         if b not in self.succ[a]:
@@ -222,8 +223,7 @@ class KerasGraph:
             return False  # its weights are applied by call() code, not by layers a trace would record
         traced = trace_custom_layer(op, node, self.failures)
         if traced is None:
-            self.opaque.append(op)
-            return False
+            return self._expand_in_tf_graph(node)
         (nodes, outputs), wiring, restore = traced
         self.restores.append(restore)
         entries, exits = self.expand_nodes(nodes, outputs)
@@ -236,6 +236,23 @@ class KerasGraph:
             for a in self.add_node(source)[1]:
                 for b in self.add_node(input_op._inbound_nodes[0])[0]:
                     self.edge(a, b)
+        self._expanded[id(node)] = (entries, exits)
+        return True
+
+    def _expand_in_tf_graph(self, node: Any) -> bool:
+        """A custom layer whose call() does not run symbolically, traced into a TensorFlow graph instead."""
+        op = node.operation
+        traced = tf_trace_custom_layer(op, node, self, self.var_layers, is_unit)
+        if traced is None:
+            self.opaque.append(op)
+            return False
+        entries, exits, wiring = traced
+        for original, entry in wiring:
+            source = self.producer(original)
+            if source is None:
+                continue
+            for a in self.add_node(source)[1]:
+                self.edge(a, entry)
         self._expanded[id(node)] = (entries, exits)
         return True
 
@@ -421,6 +438,226 @@ def _inline_on_failure(call: Any):
     return __call__
 
 
+# ---------------------------------------------------------------------------------------------- TF trace
+# TensorFlow op types → initcheck.graph op names (a custom layer's call() traced into a TF graph)
+TF_OPS = {
+    "MatMul": "matmul", "BatchMatMul": "matmul", "BatchMatMulV2": "matmul", "BatchMatMulV3": "matmul",
+    "Einsum": "einsum", "AddV2": "add", "Add": "add", "BiasAdd": "add", "Sub": "sub", "Mul": "mul",
+    "RealDiv": "div", "Div": "div", "Neg": "neg", "Softmax": "softmax", "LogSoftmax": "log_softmax",
+    "Relu": "relu", "Relu6": "relu6", "Elu": "elu", "Selu": "selu", "Tanh": "tanh", "Sigmoid": "sigmoid",
+    "Softplus": "softplus", "LeakyRelu": "leaky_relu", "Reshape": "reshape", "Transpose": "transpose",
+    "StridedSlice": "slice", "Slice": "slice", "ConcatV2": "cat", "Pack": "stack", "Unpack": "unstack",
+    "Split": "split", "SplitV": "split", "Squeeze": "squeeze", "ExpandDims": "expand_dims",
+    "Identity": "identity", "IdentityN": "identity", "Cast": "cast", "GatherV2": "gather",
+    "ResourceGather": "embedding", "Tile": "tile", "Shape": "shape", "Size": "size", "Rank": "dim",
+    "Range": "arange", "Fill": "full_like", "ZerosLike": "zeros_like", "OnesLike": "ones_like", "Mean": "mean",
+    "Sum": "sum", "Max": "max", "Min": "min", "Pad": "pad", "PadV2": "pad", "MirrorPad": "pad",
+    "SelectV2": "where", "Select": "where", "Conv2D": "conv", "Conv3D": "conv",
+    "DepthwiseConv2dNative": "conv", "Conv2DBackpropInput": "conv_transpose2d", "MaxPool": "max_pool2d",
+    "AvgPool": "avg_pool2d", "Maximum": "max", "Minimum": "min", "ClipByValue": "clamp",
+    "StopGradient": "stop_gradient", "TopKV2": "topk", "BroadcastTo": "broadcast_to", "Cumsum": "cumsum",
+    "Less": "lt", "LessEqual": "le", "Greater": "gt", "GreaterEqual": "ge", "Equal": "eq", "NotEqual": "ne",
+    "GatherNd": "gather", "ScatterNd": "other", "Roll": "roll", "ReverseV2": "flip", "OneHot": "one_hot",
+    "MatrixBandPart": "where", "Square": "pow_by_constant",
+}
+CONSTANT_TF_OPS = frozenset({"Const", "Placeholder", "VarHandleOp", "NoOp", "RandomUniform",
+                             "RandomStandardNormal", "StatelessRandomUniformV2"})
+SHAPE_TF_OPS = frozenset({"Shape", "Size", "Rank", "ShapeN"})
+# keras.ops / keras.activations functions recorded as one activation when call() code calls them (in a TF
+# graph GELU and SiLU are several ops each)
+TRACED_ACTIVATIONS = ("relu", "relu6", "gelu", "silu", "swish", "sigmoid", "tanh", "softmax", "log_softmax",
+                      "softplus", "elu", "selu", "leaky_relu", "hard_sigmoid", "hard_silu", "hard_swish",
+                      "log_sigmoid", "mish", "squareplus", "sparse_plus")
+
+
+# (leading, other) sizes tried for unknown dimensions in a TensorFlow-graph trace
+TF_TRACE_SIZES = ((1, 8), (8, 8), (1, 16), (16, 16), (1, 32))
+
+
+class TFOp:
+    """A vertex for one TensorFlow op of a traced call() (or a recorded activation function)."""
+
+    def __init__(self, op: str, layers: list[str] | None = None, param: float | None = None) -> None:
+        self.op, self.layers, self.param = op, list(layers or []), param
+
+
+def tf_trace_custom_layer(op: Any, node: Any, kg: KerasGraph, var_layers: dict[int, str],
+                          is_unit: Any) -> tuple[list[int], list[int], list] | None:
+    """Run ``op.call`` in a TensorFlow graph (concrete shapes, so call() code that reads sizes as values or
+    calls TensorFlow directly runs) and splice its ops into ``kg``: (entries, exits, [(outer tensor, entry)]).
+
+    Each call of a layer ``is_unit`` accepts (Keras's own layers and their subclasses, which the loader spells
+    out) becomes one vertex holding the ops made while it ran; each activation function call() code calls
+    one activation vertex; every other TF op a vertex of its own (``TF_OPS``). Constants and shape-derived
+    values are no inputs (``x * cos_table`` is a constant multiplier); a read of a variable an initcheck
+    layer holds puts that layer on the op that uses it. None when TensorFlow is not the backend or call()
+    does not run.
+    """
+    import sys
+
+    keras = sys.modules.get("keras")
+    if keras is None or keras.config.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+    from keras import tree
+
+    from keras.src.layers.layer import Layer
+
+    kts = [t for t in tree.flatten((node.arguments.args, node.arguments.kwargs)) if isinstance(t, keras.KerasTensor)]
+    kts = list({id(t): t for t in kts}.values())
+    units: list[tuple[Any, int, int]] = []  # (layer or activation name, first op index, end op index)
+    depth = [0]
+    layer_call = Layer.__call__
+
+    def recorded(unit: Any, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        graph = tf.compat.v1.get_default_graph()
+        start = len(graph.get_operations())
+        depth[0] += 1
+        try:
+            out = fn(*args, **kwargs)
+        finally:
+            depth[0] -= 1
+        if depth[0] == 0:
+            units.append((unit, start, len(graph.get_operations())))
+        return out
+
+    def unit_call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if depth[0] or not is_unit(self):
+            return layer_call(self, *args, **kwargs)
+        return recorded(self, layer_call, self, *args, **kwargs)
+
+    def activation(name: str, fn: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if depth[0]:
+                return fn(*args, **kwargs)
+            tanh_form = name == "gelu" and bool(kwargs.get("approximate", args[1] if len(args) > 1 else True))
+            return recorded("gelu_new" if tanh_form else name, fn, *args, **kwargs)
+        return wrapper
+
+    def body(*xs: Any) -> Any:
+        values = dict(zip((id(t) for t in kts), xs))
+        swap = lambda x: values.get(id(x), x) if isinstance(x, keras.KerasTensor) else x  # noqa: E731
+        args = tree.map_structure(swap, node.arguments.args)
+        kwargs = _accepted_kwargs(op.call, tree.map_structure(swap, node.arguments.kwargs))
+        if "training" in kwargs and kwargs["training"] is None:
+            kwargs["training"] = False
+        return op.call(*args, **kwargs)
+
+    patched: list[tuple[Any, str, Any]] = []
+    for module in (keras.ops, keras.activations):
+        for name in TRACED_ACTIVATIONS:
+            if hasattr(module, name):
+                patched.append((module, name, getattr(module, name)))
+                setattr(module, name, activation(name, getattr(module, name)))
+    Layer.__call__ = unit_call
+    concrete = None
+    try:
+        for batch, size in TF_TRACE_SIZES:  # unknown dimensions: a leading one is not always the batch
+            specs = [tf.TensorSpec([(batch if i == 0 else size) if d is None else d for i, d in enumerate(t.shape)],
+                                   t.dtype) for t in kts]
+            units.clear()
+            try:
+                concrete = tf.function(body, autograph=False).get_concrete_function(*specs)
+                break
+            except Exception as e:  # noqa: BLE001 - foreign call() code: any failure leaves the layer opaque
+                error = f"{type(e).__name__}: {_first_line(e)}"
+        if concrete is None:
+            kg.failures[id(op)] = kg.failures.get(id(op), "") + f"; in a TensorFlow graph too ({error})"
+            return None
+    finally:
+        Layer.__call__ = layer_call
+        for module, name, fn in reversed(patched):
+            setattr(module, name, fn)
+    return _splice_tf_graph(concrete, kts, units, kg, var_layers)
+
+
+def _splice_tf_graph(concrete: Any, kts: list, units: list, kg: KerasGraph, var_layers: dict[int, str]):
+    graph = concrete.graph
+    operations = graph.get_operations()
+    index = {id(o): i for i, o in enumerate(operations)}
+    unit_of: dict[int, int] = {}  # op index -> unit number
+    for u, (_, start, end) in enumerate(units):
+        for i in range(start, end):
+            unit_of.setdefault(i, u)
+    captured = {id(internal.op): var_layers.get(id(external)) for external, internal in graph.captures}
+    n_args = len(kts)
+    arg_ops = [t.op for t in concrete.inputs[:n_args]]
+    arg_index = {id(o): k for k, o in enumerate(arg_ops)}
+    constant: set[int] = set()
+    weights: dict[int, list[str]] = {}  # op index -> layers whose variables it only views
+    vertex: dict[int, int] = {}  # op index or -(unit + 1) -> vertex id
+    keys: dict[Any, Any] = {}
+
+    def vertex_for(i: int) -> int | None:
+        if i in unit_of:
+            key = ("unit", unit_of[i])
+        elif i in constant or i in weights:
+            return None
+        else:
+            key = ("op", i)
+        return keys.get(key)
+
+    for i, o in enumerate(operations):
+        if i in unit_of:
+            u = unit_of[i]
+            if ("unit", u) not in keys:
+                unit = units[u][0]
+                if isinstance(unit, str):  # an activation function
+                    act = TFOp(keras_op_name(unit))
+                    keys[("unit", u)] = kg._vertex(act, act)[0][0]
+                else:  # a layer's call: the op is the layer, as in a functional graph
+                    keys[("unit", u)] = kg._vertex(_Call(unit), unit)[0][0]
+            continue
+        if id(o) in captured:
+            name = captured[id(o)]
+            if name:
+                weights[i] = [name]
+            else:
+                constant.add(i)
+            continue
+        if id(o) in arg_index:
+            entry = TFOp("identity")
+            keys[("op", i)] = kg._vertex(entry, entry)[0][0]
+            continue
+        ins = [index[id(t.op)] for t in o.inputs]
+        data = [j for j in ins if j not in constant and j not in weights]
+        views = [name for j in ins if j in weights for name in weights[j]]
+        if o.type in CONSTANT_TF_OPS or (not data and not views) or \
+                all(operations[j].type in SHAPE_TF_OPS for j in data) and not views and data:
+            constant.add(i)
+            continue
+        if not data:
+            weights[i] = views  # a view of weights only (ReadVariableOp, a cast or reshape of it)
+            continue
+        name = TF_OPS.get(o.type, "other")
+        if name == "add" and views:
+            name = "param_add"
+        made = TFOp(name, views)
+        keys[("op", i)] = kg._vertex(made, made)[0][0]
+    for i, o in enumerate(operations):
+        target = vertex_for(i)
+        if target is None:
+            continue
+        for t in o.inputs:
+            j = index[id(t.op)]
+            if unit_of.get(j, -1) == unit_of.get(i, -2):
+                continue  # inside one unit
+            source = vertex_for(j)
+            if source is not None and source != target:
+                kg.edge(source, target)
+    entries = [keys[("op", index[id(o)])] for o in arg_ops]
+    exits = [v for v in (vertex_for(index[id(t.op)]) for t in concrete.outputs) if v is not None]
+    wiring = [(kts[k], entries[k]) for k in range(n_args)]
+    return entries, exits, wiring
+
+
+class _Call:
+    """The vertex key of one recorded call of a layer (a layer called twice is two vertices)."""
+
+    def __init__(self, layer: Any) -> None:
+        self.layer = layer
+
+
 def functional_of(model: Any) -> Any:
     """The object that holds the graph: a Functional model itself, or a built Sequential's ``_functional``."""
     if known_class(model) == "Sequential":
@@ -436,6 +673,7 @@ def build_opgraph(root: Any, collector: LayerCollector, opaque: dict[int, str] |
     ``opaque`` receives, for every Keras layer inside a custom layer whose call() could not be traced, why.
     """
     kg = KerasGraph()
+    kg.var_layers = _variable_layers(collector)
     try:
         entries, exits = kg.expand(root)
     finally:
@@ -458,6 +696,9 @@ def build_opgraph(root: Any, collector: LayerCollector, opaque: dict[int, str] |
         op = kg.ops[nid]
         if nid in top_inputs:
             out_id[nid] = og.add("input", []).id
+            continue
+        if isinstance(op, TFOp):
+            out_id[nid] = og.add(op.op, ins, op.layers, op.param).id
             continue
         builts = collector.by_keras_id.get(id(op))
         # a softmax that ends the model belongs to the output head (probabilities), not to attention
@@ -489,6 +730,26 @@ def keras_op_name(class_name: str) -> str:
         return snake
     joined = normalize_op(class_name.lower())
     return joined if joined in KNOWN_OPS else snake
+
+
+def _variable_layers(collector: LayerCollector) -> dict[int, str]:
+    """id(TensorFlow handle of a Keras variable) -> the initcheck layer holding it (empty off TensorFlow)."""
+    out: dict[int, str] = {}
+    for built in collector.built:
+        for layer in list(built.external) + [x for x, _, _ in built.internal]:
+            for p in layer.params:
+                handle = getattr(getattr(p.native, "value", None), "handle", None)
+                if handle is not None:
+                    out[id(handle)] = layer.name
+    return out
+
+
+def is_unit(layer: Any) -> bool:
+    """Whether a layer called inside traced call() code is one vertex: Keras's own layers and subclasses of
+    them (the loader spells out their weights), and custom layers holding weights but no sublayers."""
+    cls = type(layer)
+    return cls.__module__.startswith("keras.") or known_class(layer) != cls.__name__ \
+        or (not _sublayers(layer) and bool(layer.weights))
 
 
 def _emit_op(og: OpGraph, op: Any, ins: list[int], final: bool = False) -> int:

@@ -212,7 +212,19 @@ def torch_models() -> list[tuple[str, Callable[[], Any]]]:
 
 
 def torch_trainable(module) -> int:
-    return sum(p.numel() for p in module.parameters() if p.requires_grad and p.is_floating_point())
+    """Trainable floating-point parameters, a parametrized tensor counted as the one effective tensor the
+    report holds for it (weight norm's ``original0``/``original1`` are one weight of the weight's size)."""
+    from torch.nn.utils import parametrize
+
+    total = sum(p.numel() for p in module.parameters() if p.requires_grad and p.is_floating_point())
+    for sub in module.modules():
+        if not parametrize.is_parametrized(sub):
+            continue
+        for attr, plist in sub.parametrizations.items():
+            originals = [p for p in plist.parameters() if p.requires_grad and p.is_floating_point()]
+            if originals:
+                total += getattr(sub, attr).numel() - sum(p.numel() for p in originals)
+    return total
 
 
 def torch_context(module, model) -> None:
@@ -413,7 +425,9 @@ def _score(r: Result, model) -> None:
     r.unknown_reasons = dict(reasons)
     # trainable tensors the report holds (frozen ones, like sinusoidal position tables, are reported too but
     # the framework's count of trainable parameters leaves them out)
-    r.params_reported = sum(p.tensor.size for layer in model.layers for p in layer.params if _trainable(p.native))
+    # a parametrized weight is reported as its effective tensor (computed, so not itself a trainable leaf)
+    r.params_reported = sum(p.tensor.size for layer in model.layers for p in layer.params
+                            if _trainable(p.native) or (layer.attrs.get("parametrization") and p.role == "weight"))
     r.graph_notes = list(model.graph_notes)
 
 

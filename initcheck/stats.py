@@ -130,6 +130,59 @@ class TensorStats:
         }
 
 
+NARROW_DTYPES = frozenset({"bfloat16", "float16", "float8_e4m3fn", "float8_e5m2"})
+
+
+def on_narrow_grid(x: float) -> bool:
+    """x is a bfloat16 or float16 value (float32 storage of a model computed in half precision)."""
+    f = np.float32(x)
+    return float(f) == x and (int(f.view(np.uint32)) & 0xFFFF == 0 or float(np.float16(f)) == x)
+
+
+def adjacent_on_grid(a: float, b: float, dtype: str) -> bool:
+    """a and b are neighbours among the values of ``dtype`` (bfloat16 or float16; no value between)."""
+    if dtype not in ("bfloat16", "float16") or not (math.isfinite(a) and math.isfinite(b)) or a == b \
+            or (a < 0) != (b < 0) or a == 0 or b == 0:
+        return False
+    if dtype == "bfloat16":
+        ia, ib = int(np.float32(a).view(np.uint32)), int(np.float32(b).view(np.uint32))
+        return abs((ia >> 16) - (ib >> 16)) == 1 and ia & 0xFFFF == 0 and ib & 0xFFFF == 0
+    ha, hb = np.float16(a), np.float16(b)
+    return float(ha) == a and float(hb) == b and abs(int(ha.view(np.uint16)) - int(hb.view(np.uint16))) == 1
+
+
+def _next_inward(flat: np.ndarray, edge: float, upper: bool, at_edge: np.ndarray, work: np.ndarray) -> float:
+    """The largest value below ``edge`` (``upper``; else the smallest above it) of a block reaching it,
+    ±inf when there is none; ``at_edge`` is the block's ``flat == edge`` mask. Few values at the edge:
+    one reduction over the runs between them (``reduceat``); many: a copy with them replaced by ∓inf."""
+    idx = np.flatnonzero(at_edge)
+    if idx.size * 64 > flat.size:
+        work[...] = flat
+        work[at_edge] = -np.inf if upper else np.inf
+        return float(work.max() if upper else work.min())
+    bounds = np.empty(2 * idx.size + 1, np.intp)
+    bounds[0], bounds[1::2], bounds[2::2] = 0, idx, idx + 1
+    if bounds[-1] >= flat.size:
+        bounds = bounds[:-1]
+    runs = (np.maximum if upper else np.minimum).reduceat(flat, bounds)[::2]
+    runs = runs[runs != edge]  # an empty run (adjacent edge values) reduces to its first value: the edge
+    if not runs.size:
+        return -math.inf if upper else math.inf
+    return float(runs.max() if upper else runs.min())
+
+
+def _known_after(first: float, known: bool, pairs: list[tuple[float, int]], part_known: bool,
+                 upper: bool) -> bool:
+    """Whether the next value inward stays exact after merging a part whose extreme is ``pairs[0]``:
+    it follows whoever holds the merged extreme (both, on a tie)."""
+    if not pairs or not pairs[0][1]:
+        return known
+    edge = pairs[0][0]
+    if edge == first:
+        return known and part_known
+    return part_known if (edge > first if upper else edge < first) else known
+
+
 def _two_extremes(pairs: list[tuple[float, int]], upper: bool) -> list[tuple[float, int]]:
     """The two most extreme distinct values of (value, count) pairs, counts summed; (±inf, 0) pads."""
     counts: dict[float, int] = {}
@@ -322,6 +375,9 @@ class StatsAccumulator:
         self.lo_count = self.hi_count = 0
         self.lo2, self.hi2 = math.inf, -math.inf  # the next distinct values inward, and their counts
         self.lo2_count = self.hi2_count = 0
+        self.lo2_known = self.hi2_known = True  # False: a part reaching the extreme did not look inward
+        self.stored_dtype = stored_dtype
+        self.narrow = stored_dtype in NARROW_DTYPES
         self.units = 0
         self.constant_units = 0
         self.row_mean: list[np.ndarray] = []
@@ -431,34 +487,46 @@ class StatsAccumulator:
                 self.subnormal += small - zeros
         # a block's counts at its extremes matter only if they reach the running two most extreme
         # values (rarely, after the first blocks): exact, and almost free
-        lows = self._block_end(flat, lo, hi, mask, upper=False)
-        highs = self._block_end(flat, hi, lo, mask, upper=True)
-        self._merge_ends(lows, highs)
+        (lows, lo_known), (highs, hi_known) = (self._block_end(flat, lo, hi, mask, upper=False),
+                                               self._block_end(flat, hi, lo, mask, upper=True))
+        self._merge_ends(lows, highs, lo_known, hi_known)
 
     def _block_end(self, flat: np.ndarray, edge: float, other: float, mask: np.ndarray,
-                   upper: bool) -> list[tuple[float, int]]:
+                   upper: bool) -> tuple[list[tuple[float, int]], bool]:
         """(value, count) of the block's extreme and, when it reaches the running extreme, of its next
-        distinct value inward: exact for every value at or beyond the running second extreme."""
+        distinct value inward: exact for every value at or beyond the running second extreme. The next
+        value costs a masked pass, spent only on values that lie on a bfloat16/float16 grid (stored so,
+        or float32 holding such values: where pile-ups on a bound happen); otherwise it is marked unknown."""
         first, second = (self.hi, self.hi2) if upper else (self.lo, self.lo2)
         beyond = (lambda a, b: a >= b) if upper else (lambda a, b: a <= b)
         if not beyond(edge, second):
-            return []
+            return [], True
         out = [(edge, int(np.count_nonzero(np.equal(flat, edge, out=mask))))]
-        if beyond(edge, first) and edge != other:
-            inward = np.less(flat, edge, out=mask) if upper else np.greater(flat, edge, out=mask)
-            nxt = float(np.max(flat, where=inward, initial=-np.inf) if upper
-                        else np.min(flat, where=inward, initial=np.inf))
-            out.append((nxt, int(np.count_nonzero(np.equal(flat, nxt, out=mask)))))
-        return out
+        if not beyond(edge, first) or edge == other:
+            return out, True
+        known = self.hi2_known if upper else self.lo2_known
+        if edge == first and known and adjacent_on_grid(edge, second, self.stored_dtype):
+            # nothing lies between the running extreme and its neighbour on the grid: the block's next
+            # value inward is that neighbour or farther, so its count there is all that can matter
+            return out + [(second, int(np.count_nonzero(np.equal(flat, second, out=mask))))], True
+        if not (self.narrow or on_narrow_grid(edge)):
+            return out, False
+        nxt = _next_inward(flat, edge, upper, mask, self.scratch.get("inward", flat.size, flat.dtype))
+        out.append((nxt, int(np.count_nonzero(np.equal(flat, nxt, out=mask)))))
+        return out, True
 
     def _ends(self) -> tuple[list[tuple[float, int]], list[tuple[float, int]]]:
         return ([(self.lo, self.lo_count), (self.lo2, self.lo2_count)],
                 [(self.hi, self.hi_count), (self.hi2, self.hi2_count)])
 
-    def _merge_ends(self, lows: list[tuple[float, int]], highs: list[tuple[float, int]]) -> None:
-        """Fold (value, count) pairs into the two most extreme distinct values at each end (exact:
-        the two most extreme of a union are among the two most extreme of each part)."""
+    def _merge_ends(self, lows: list[tuple[float, int]], highs: list[tuple[float, int]],
+                    lo_known: bool = True, hi_known: bool = True) -> None:
+        """Fold a part's (value, count) pairs into the two most extreme distinct values at each end
+        (exact: the two most extreme of a union are among the two most extreme of each part). The next
+        value is known when every part holding the extreme knew its own."""
         cur_lo, cur_hi = self._ends()
+        self.lo2_known = _known_after(self.lo, self.lo2_known, lows, lo_known, upper=False)
+        self.hi2_known = _known_after(self.hi, self.hi2_known, highs, hi_known, upper=True)
         (self.lo, self.lo_count), (self.lo2, self.lo2_count) = _two_extremes(cur_lo + lows, upper=False)
         (self.hi, self.hi_count), (self.hi2, self.hi2_count) = _two_extremes(cur_hi + highs, upper=True)
 
@@ -514,7 +582,7 @@ class StatsAccumulator:
         self.inf += sub.inf
         self.zeros += sub.zeros
         self.subnormal += sub.subnormal
-        self._merge_ends(*sub._ends())
+        self._merge_ends(*sub._ends(), sub.lo2_known, sub.hi2_known)
         self.mom.merge_from(sub.mom)
         self.units += 1
         self.per = sub.count
@@ -557,7 +625,7 @@ class StatsAccumulator:
         self.inf += other.inf
         self.zeros += other.zeros
         self.subnormal += other.subnormal
-        self._merge_ends(*other._ends())
+        self._merge_ends(*other._ends(), other.lo2_known, other.hi2_known)
         self.units += other.units
         self.constant_units += other.constant_units
         self.row_mean += other.row_mean
@@ -576,9 +644,9 @@ class StatsAccumulator:
             st.mean = mom.mean
             st.min, st.max = self.lo, self.hi
             st.min_count, st.max_count = self.lo_count, self.hi_count
-            if self.lo2_count:
+            if self.lo2_count and self.lo2_known:
                 st.above_min, st.above_min_count = self.lo2, self.lo2_count
-            if self.hi2_count:
+            if self.hi2_count and self.hi2_known:
                 st.below_max, st.below_max_count = self.hi2, self.hi2_count
             st.max_abs = max(abs(self.lo), abs(self.hi))
             st.zero_fraction = self.zeros / n

@@ -16,6 +16,7 @@ import warnings
 import numpy as np
 import pytest
 
+from initcheck.errors import InitcheckError
 from initcheck.model import BIT_DECODERS, TensorRef
 from initcheck.rules.precision import binomial_tail, gaps, pileup, value_grid
 from initcheck.significance import TAIL
@@ -470,6 +471,8 @@ def test_user_parametrization_in_memory():
     original = model[4].parametrizations.weight.original.detach().double().numpy()
     assert layer.attrs["parametrization"] == "parametrized"
     assert layer.weight.stats.std == pytest.approx(2 * float(original.std()), rel=1e-5)
+    with pytest.raises(InitcheckError, match="does not implement right_inverse"):  # no way back: said so
+        layer.weight.assign(np.zeros((WIDTH, WIDTH), np.float32))
 
 
 @pytest.mark.parametrize("kind", ["weight_norm", "weight_norm_old"])

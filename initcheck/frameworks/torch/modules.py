@@ -154,9 +154,10 @@ def _through_parametrization(module, attr: str):
         try:
             with torch.no_grad():
                 setattr(module, attr, new)  # parametrize calls each parametrization's right_inverse
-        except NotImplementedError as e:
-            raise InitcheckError(f"cannot write {attr} of {type(module).__name__}: its parametrization has no "
-                                 f"right_inverse ({e})") from None
+        except (NotImplementedError, RuntimeError) as e:  # torch raises RuntimeError for a missing one
+            why = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise InitcheckError(f"cannot write {attr} of {module_class(module)} through its parametrization: "
+                                 f"{why}") from None
 
     return assign
 

@@ -246,7 +246,7 @@ def check(paths: tuple[str, ...], fmt: str | None, output: str | None, config_fi
 
             require_matplotlib("--plot")
         options = CheckOptions(trust=trust, progress=False if no_progress else None, jobs=jobs,
-                               **settings.check_kwargs())
+                               from_config=settings.from_config, **settings.check_kwargs())
         select_rules(options.select, options.ignore)
         accepted = None
         if settings.baseline and not update_baseline:

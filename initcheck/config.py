@@ -65,14 +65,15 @@ class Settings:
         return codes or None
 
     def check_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for :class:`initcheck.pipeline.CheckOptions` (without ``trust``/``progress``)."""
+        """Keyword arguments for :class:`initcheck.pipeline.CheckOptions` (without ``trust``/``progress``;
+        without ``from_config`` too, which only ``check`` takes: ``fix`` re-checks the file it writes,
+        which has no config.json beside it)."""
         return {
             "select": self.effective_select(),
             "ignore": self.effective_ignore(),
             "activation": self.activation,
             "activation_overrides": dict(self.activation_overrides),
             "model_factory": self.model_factory,
-            "from_config": self.from_config,
             "input_shape": self.input_shape,
         }
 

@@ -255,6 +255,16 @@ def test_config_key_and_its_negation(tmp_path):
     _one_line_exit_2(r, "'from-config' must be true or false")
 
 
+def test_config_key_is_for_check_only_fix_still_writes_and_rechecks(tmp_path):
+    built("bert").save_pretrained(tmp_path / "m")
+    (tmp_path / "pyproject.toml").write_text("[tool.initcheck]\nfrom-config = true\n")
+    out = tmp_path / "fixed.safetensors"
+    r = CliRunner().invoke(main, ["fix", str(tmp_path / "m" / "model.safetensors"), "-o", str(out),
+                                  "--layers", "encoder.layer.1.intermediate.dense"])
+    assert r.exit_code == 0, r.output
+    assert out.is_file() and "re-check passed" in r.output
+
+
 def test_nothing_is_fetched_from_the_network(tmp_path, monkeypatch):
     built("llama").save_pretrained(tmp_path)
     before = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}

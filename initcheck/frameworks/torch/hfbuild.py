@@ -113,7 +113,9 @@ def _remote_code_key(data: Any, where: str = "", depth: int = 0) -> str | None:
 
 @contextmanager
 def _offline() -> Iterator[None]:
-    """The Hugging Face libraries' offline switches, set while transformers is imported and used here."""
+    """The Hugging Face libraries' offline switches, set while transformers is imported and used here.
+    huggingface_hub reads them when it is imported: a process whose first import of it happens here stays
+    offline for its lifetime (the CLI's does; an API user who imported transformers before is unaffected)."""
     saved = {k: os.environ.get(k) for k in _OFFLINE}
     os.environ.update(_OFFLINE)
     try:

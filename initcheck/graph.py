@@ -351,7 +351,7 @@ def _walk(graph: OpGraph, consumers: dict[int, list[int]], start: OpNode, output
                 decide("linear")
             continue
         if node.op in TRANSPARENT:
-            if direct and node.op in SELECTING:
+            if direct and not decided and node.op in SELECTING:
                 ctx.output_split = True  # what follows sees a part of the output (fused qkv, gate and up)
             queue.extend((c, direct, nid) for c in nxt)
             continue

@@ -81,6 +81,14 @@ def role_of(layer: Layer) -> tuple[Role, str]:
     if adapter is not None:
         return adapter, "name (PEFT adapter module)"
     info = kind_info(layer.kind)
+    shape_role = _table_role(layer)
+    if shape_role is not None:
+        return shape_role, "shape"
+    if layer.kind_source == "inferred" and layer.bias is not None and len(layer.shape) >= 2 \
+            and tuple(layer.bias.shape) == tuple(layer.shape):
+        # a "bias" of the weight's own shape is no kernel's bias: an elementwise scale and shift (ConvNeXt-V2's
+        # GRN γ, β of shape (1, 1, 1, C), zeros at init; a LayerNorm over several axes), known from the shapes
+        return Role.GAIN, "shape"
     if info.family is not Family.FREE:
         return info.weight_role, "module" if layer.kind_source == "module" else "kind"
     if layer.weight.role == "shift":
@@ -88,12 +96,24 @@ def role_of(layer: Layer) -> tuple[Role, str]:
     hint = free_role_from_name(layer.name)
     if hint is not None:
         return hint, "name"
-    shape = layer.shape
-    if len(shape) == 3 and shape[0] == 1 and shape[1] == 1 and shape[2] > 1:
-        return Role.TOKEN, "shape"  # (1, 1, D): a cls/mask token
-    if len(shape) == 3 and shape[0] == 1 and shape[1] > 1 and shape[2] > 1:
-        return Role.POSITION, "shape"  # (1, N, D): a learned table added to N tokens
     return info.weight_role, "kind"
+
+
+def _table_role(layer: Layer) -> Role | None:
+    """A tensor added to the tokens, known from its shape: ``(1, 1, D)`` is a cls/mask token, ``(1, N, D)``
+    or ``(1, H, W, D)`` a learned table. Only where the kind itself is a guess (a free tensor, or a kind a
+    weights-only file's shape suggested) and no bias goes with it: a Keras pointwise Conv1D kernel is
+    ``(1, in, out)`` too, and has its bias beside it."""
+    if layer.kind_source == "module" or layer.bias is not None:
+        return None
+    if kind_info(layer.kind).family is not Family.FREE and layer.kind_source != "inferred":
+        return None
+    shape = layer.shape
+    if len(shape) not in (3, 4) or shape[0] != 1 or shape[-1] <= 1:
+        return None
+    if all(d == 1 for d in shape[1:-1]):
+        return Role.TOKEN  # (1, 1, D): a cls/mask token
+    return Role.POSITION  # (1, N, D), (1, H, W, D): a learned table added to the tokens
 
 
 def layer_role(layer: Layer) -> Role:
@@ -207,14 +227,19 @@ def _terminal_by_shape(model: Model) -> None:
 
 
 def _zero_centered_from_weights(model: Model) -> None:
-    """Every norm scale of the model exactly zero: a zero-centered parametrization x·(1 + w) (Gemma), not
-    a model whose every normalization blocks the signal. Relational evidence from the weights."""
+    """Every norm scale of the model (or every one without a shift) exactly zero: a zero-centered
+    parametrization x·(1 + w) (Gemma), not a model whose every normalization blocks the signal.
+    Relational evidence from the weights."""
     norms = [layer for layer in model.layers if kind_info(layer.kind).family is Family.NORM
              and layer.weight.role == "scale" and layer.weight.stats is not None]
-    if len(norms) >= 2 and all(n.weight.stats.finite and n.weight.stats.zero_fraction == 1.0 for n in norms):
-        for n in norms:
-            n.attrs.setdefault("scale_offset", 1.0)
-            n.context.evidence.setdefault("scale_offset", "weights")
+    # a multimodal model's towers may use plain norms (SigLIP's LayerNorms, with a shift): the zero-centered
+    # RMSNorms are then every norm without a shift
+    for group in (norms, [n for n in norms if n.bias is None]):
+        if len(group) >= 2 and all(n.weight.stats.finite and n.weight.stats.zero_fraction == 1.0 for n in group):
+            for n in group:
+                n.attrs.setdefault("scale_offset", 1.0)
+                n.context.evidence.setdefault("scale_offset", "weights")
+            return
 
 
 def _is_torch_module(obj) -> bool:

@@ -154,6 +154,7 @@ class Context:
     norm_after: bool = False  # a normalization consumes the output before any other weight layer
     residual: bool = False  # the output is added to a residual path
     attention_logits: bool = False  # the output only scales attention logits (query/key projections)
+    output_split: bool = False  # the output is split before its activation (fused qkv, gate and up)
     residual_branch: bool = False  # its scale only scales a residual branch (value projections, damped branches)
     scaled_by: list[str] = field(default_factory=list)  # per-channel layer scales applied to the output
     position: str = "hidden"  # input, hidden, output

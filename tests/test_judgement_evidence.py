@@ -326,3 +326,68 @@ def test_zero_init_residual_norms_are_recognized_by_their_pattern_in_tensor_only
     sd["layer1.1.bn1.weight"] = torch.zeros(64)  # one stray zero: blocks the signal
     report = initcheck.check(_save(sd, tmp_path / "stray.safetensors"))
     assert ("IC203", "warning", "layer1.1.bn1") in _findings(report)
+
+
+# --------------------------------------------------------------------------------------- cousins
+class Pyramid(nn.Module):
+    """Four stages of widening blocks, one block each (SegFormer/PVT-like): each role's layers have a
+    different shape in every stage, so they have no same-shape siblings, only cousins."""
+
+    def __init__(self, widths=(32, 64, 160, 256), sigma=0.02):
+        super().__init__()
+        torch.manual_seed(5)
+        self.stages = nn.ModuleList()
+        for w in widths:
+            block = nn.ModuleDict({"fc1": nn.Linear(w, 4 * w), "fc2": nn.Linear(4 * w, w), "norm": nn.LayerNorm(w)})
+            for lin in (block["fc1"], block["fc2"]):
+                nn.init.normal_(lin.weight, std=sigma)
+                nn.init.zeros_(lin.bias)
+            self.stages.append(nn.ModuleDict({"blocks": nn.ModuleList([block])}))
+
+    def state(self):
+        return {k: v.detach().clone() for k, v in self.state_dict().items()}
+
+
+def _cousin_findings(report, layer):
+    return [(f.rule, f.severity) for f in report.findings if f.layer == layer and f.severity != "info"]
+
+
+def test_a_times_ten_layer_among_cousins_of_other_widths_is_found(tmp_path):
+    sd = Pyramid().state()
+    assert _findings(initcheck.check(_save(sd, tmp_path / "clean.safetensors"))) == []
+    sd["stages.1.blocks.0.fc2.weight"] *= 10
+    report = initcheck.check(_save(sd, tmp_path / "x10.safetensors"))
+    assert ("IC104", "warning") in _cousin_findings(report, "stages.1.blocks.0.fc2") or \
+        ("IC104", "error") in _cousin_findings(report, "stages.1.blocks.0.fc2")
+    assert [f for f in report.findings if f.rule == "IC104" and f.layer != "stages.1.blocks.0.fc2"] == []
+
+
+def test_cousins_following_a_fan_law_are_not_outliers(tmp_path):
+    """He fan_in in every stage: the std differs ×2.8 from stage to stage, by law, and nothing is flagged;
+    a layer ×10 off that law is."""
+    torch.manual_seed(6)
+    sd = {}
+    for i, w in enumerate((32, 64, 160, 256)):
+        for name, (fi, fo) in {"fc1": (w, 4 * w), "fc2": (4 * w, w)}.items():
+            sd[f"stages.{i}.blocks.0.{name}.weight"] = torch.randn(fo, fi) * math.sqrt(2 / fi)
+    assert [f for f in initcheck.check(_save(sd, tmp_path / "he.safetensors")).findings if f.rule == "IC104"] == []
+    sd["stages.2.blocks.0.fc1.weight"] *= 10
+    report = initcheck.check(_save(sd, tmp_path / "he10.safetensors"))
+    assert [f.layer for f in report.findings if f.rule == "IC104"] == ["stages.2.blocks.0.fc1"]
+
+
+def test_a_zeroed_residual_end_with_nonzero_cousins_is_a_warning():
+    class Net(Pyramid):
+        def forward(self, x):
+            for stage in self.stages:
+                b = stage["blocks"][0]
+                w = b["fc2"].out_features
+                x = x[..., :w] if x.shape[-1] >= w else torch.nn.functional.pad(x, (0, w - x.shape[-1]))
+                x = x + b["fc2"](torch.relu(b["fc1"](b["norm"](x))))
+            return x
+
+    model = Net()
+    with torch.no_grad():
+        model.stages[2]["blocks"][0]["fc2"].weight.zero_()
+    report = initcheck.check(model, input_shape=(2, 32))
+    assert ("IC002", "warning") in _cousin_findings(report, "stages.2.blocks.0.fc2")

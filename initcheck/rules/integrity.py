@@ -13,7 +13,7 @@ from ..provenance import UNINITIALIZED_MAGNITUDE
 from ..report import Finding
 from ..roles import Role, role_info
 from . import RuleOptions, rule
-from .siblings import sibling_groups
+from .siblings import cousin_groups, sibling_groups
 
 RANDOM_ROLES = frozenset(r for r, info in ((r, role_info(r)) for r in Role) if info.random)
 
@@ -142,6 +142,19 @@ def deliberate_zero(layer: Layer) -> bool:
         (ctx.position == "output" and not ctx.from_name("position"))
 
 
+def _nonzero_residual_ends(model: Model, layer: Layer) -> int:
+    """How many other residual ends are not zero, when this layer is the model's only zero one (and at
+    one other is not): zero-init residual zeroes every branch's end, never just one (ALBERT's one shared
+    block, zeroed in its attention output only). 0 otherwise, and for an output head."""
+    if not layer.context.residual:
+        return 0
+    ends = [m for m in model.layers if m is not layer and m.is_matrix and m.context.residual
+            and not m.context.from_name("residual") and m.weight.stats is not None and m.weight.stats.finite]
+    if any(m.weight.stats.zero_fraction == 1.0 for m in ends):
+        return 0
+    return len(ends)
+
+
 def _starts_from_bias(layer: Layer) -> bool:
     """A zero matrix whose bias is a deliberate pattern (Deformable DETR's sampling offsets start as a grid
     of directions in the bias: few distinct values, repeated) starts from its bias, and the pattern breaks
@@ -157,14 +170,26 @@ def _starts_from_bias(layer: Layer) -> bool:
 def _feeds_softmax(layer: Layer) -> bool:
     """Zero weights into a softmax start it uniform (attention weights of deformable attention), from the graph."""
     ctx = layer.context
-    return ctx.activation_source in ("graph", "trace") and ctx.activation == "softmax"
+    # a fused projection whose part goes to a softmax (CoaT's k) has parts that do not
+    return ctx.activation_source in ("graph", "trace") and ctx.activation == "softmax" and not ctx.output_split
+
+
+def _nonzero(layers: Iterable[Layer], layer: Layer) -> int:
+    return sum(1 for m in layers if m is not layer and m.weight.stats is not None
+               and m.weight.stats.finite and m.weight.stats.zero_fraction < 1.0)
 
 
 def _nonzero_siblings(model: Model, layer: Layer) -> int:
+    """Siblings (same shape, other blocks) or cousins (same role, blocks of other widths) that are not
+    zero. A cousin found only by its module's name counts from two on: one namesake elsewhere may be
+    a different module."""
     for members in sibling_groups(model).values():
         if layer in members:
-            return sum(1 for m in members if m is not layer and m.weight.stats is not None
-                       and m.weight.stats.finite and m.weight.stats.zero_fraction < 1.0)
+            return _nonzero(members, layer)
+    for key, (tested, group) in cousin_groups(model).items():
+        if layer in tested:
+            count = _nonzero(group, layer)
+            return count if not key[1].startswith("…") or count >= 2 else 0
     return 0
 
 
@@ -198,14 +223,20 @@ def all_zero(model: Model, options: RuleOptions) -> Iterable[Finding]:
         siblings = _nonzero_siblings(model, layer)
         if _starts_from_bias(layer) or _feeds_softmax(layer):
             why = ("a patterned bias: the layer starts from it (deformable-attention offsets)" if _starts_from_bias(layer)
-                   else "it feeds a softmax, which starts uniform (attention weights)")
-            yield Finding("IC002", "info", layer.name,
-                          f"{layer.weight.name} is all zeros, shape {tuple(layer.shape)}, with {why}")
+                   else "it feeds a softmax, which starts uniform (attention weights, a router)")
+            if siblings:  # deliberate in every block, or nowhere: one zero among non-zero siblings was missed
+                why += f"; but {siblings} sibling(s) are not zero"
+            yield Finding("IC002", "warning" if siblings else "info", layer.name,
+                          f"{layer.weight.name} is all zeros, shape {tuple(layer.shape)}, with {why}",
+                          data={"nonzero_siblings": siblings})
             continue
         if deliberate_zero(layer):
-            severity = "warning" if siblings >= 1 else "info"
+            others = _nonzero_residual_ends(model, layer)
+            severity = "warning" if siblings >= 1 or others else "info"
             why = (f" (zero end of a residual branch or head, but {siblings} sibling(s) are not zero)"
-                   if siblings >= 1 else " (zero last layer of a residual branch or head: deliberate)")
+                   if siblings >= 1 else
+                   f" (the only zero residual end: the model's {others} other residual ends are not zero)"
+                   if others else " (zero last layer of a residual branch or head: deliberate)")
         else:
             severity, why = "error", ""
             if layer.context.from_name("residual") or layer.context.from_name("position"):

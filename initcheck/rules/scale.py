@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from statistics import median
-from typing import Iterable
+from typing import Callable, Iterable
 
 from ..hints import scheme_hint
 from ..judge import is_scale_layer
@@ -21,7 +21,7 @@ from ..roles import Family, kind_info
 from ..schemes import ACTIVATIONS, canonical_activation, gain, recommended_scheme
 from ..significance import Z_CRIT, log_std_se, rms_noise_band
 from . import RuleOptions, rule
-from .siblings import sibling_groups
+from .siblings import cousin_groups, sibling_groups
 
 TOLERANCE = math.sqrt(2.5)  # std factor accepted beyond the band of sound schemes
 WARN_FACTOR = math.sqrt(3.0)  # beyond the tolerant band by this (3× in variance): warning
@@ -223,19 +223,79 @@ def _scale_findings(model: Model, options: RuleOptions, want: str | None, known:
     whose std is more than 2× from the median of at least two siblings (and beyond their spread and its
     sampling error) was very likely missed or hit twice by an init loop, or corrupted.
 
+    Cousins play one role in blocks of different widths (`stages.#.blocks.#.mlp.fc2` in a pyramid, every
+    SE `conv_reduce` of a MobileNet; grouped by the name with every index replaced, else by the module's
+    own name). Their std follows one scaling law — one σ for all, or ∝ 1/√fan_in, 1/√fan_out or
+    1/√(fan_in + fan_out) — rather than one value. A layer that sits ×3 or more off its cousins under every
+    law, while they agree under one, is flagged the same way.
+
     Example: `h.7.mlp.c_fc` has std 0.2, its 11 siblings 0.02 (×10.0).
 
     Fix: reinitialize that layer like its siblings (`initcheck fix --layers 'h.7.mlp.c_fc'`).
     """,
 )
 def sibling_outlier(model: Model, options: RuleOptions) -> Iterable[Finding]:
+    flagged: set[str] = set()
+    for finding in _sibling_findings(model):
+        flagged.add(finding.layer)
+        yield finding
+    for finding in (*_cousin_findings(model), *_convention_outliers(model)):
+        if finding.layer not in flagged:
+            flagged.add(finding.layer)
+            yield finding
+
+
+CONVENTION_MAJORITY = 0.9  # of a kind's other matrices that follow the convention, for an outlier to stand out
+
+
+def _convention_outliers(model: Model) -> Iterable[Finding]:
+    """A layer ×3 or more off every variant of the model's convention, which nearly all the other matrices
+    of its kind follow (a layer at 0.2 in a model where every other linear is N(0, 0.02)), even where
+    some scheme would explain its std alone: the model says how it initializes its layers of this kind."""
+    verdict = getattr(model, "verdict", None)
+    if verdict is None or verdict.convention is None:
+        return
+    by_kind: dict[str, list[Layer]] = {}
+    for layer in _judgeable(model, (m for m in model.layers if is_scale_layer(m) and m.judgement is not None
+                                    and m.judgement.expectation is not None)):
+        by_kind.setdefault(layer.kind, []).append(layer)
+    for kind, layers in by_kind.items():
+        following = [m for m in layers if m.judgement.expectation.convention]
+        for m in layers:
+            if m.judgement.expectation.convention:
+                continue
+            others = len(layers) - 1
+            if len(following) < 3 or len(following) < CONVENTION_MAJORITY * others:
+                continue
+            factor = _convention_factor(m, model)
+            if factor is None or factor < CONVENTION_WARN * math.exp(Z_CRIT * log_std_se(m.weight.stats.finite)):
+                continue
+            if m.weight.stats.rms < verdict.convention.sigma and (m.context.residual or m.context.residual_branch
+                                                                   or m.context.position == "output"
+                                                                   or m.context.attention_logits):
+                continue  # small where small is deliberate: IC102's tempering holds here too
+            severity = "error" if factor >= CONVENTION_ERROR else "warning"
+            yield Finding(
+                "IC104", severity, m.name,
+                f"std {m.weight.stats.rms:.3g} is ×{factor:.3g} off every variant of the model's convention "
+                f"{verdict.convention.name}, which {len(following)} of its {others} other {kind} layers follow",
+                fix="reinitialize it like the layers of its kind", data={"ratio": factor, "siblings": len(following)})
+
+
+def _judgeable(model: Model, layers: Iterable[Layer]) -> list[Layer]:
+    """Layers with a finite, non-zero std; in a trained model only its fresh ones (a fresh layer among
+    trained siblings differs because they trained: IC302's finding, not this)."""
+    members = [m for m in layers if m.weight.stats is not None and m.weight.stats.finite
+               and not (m.weight.stats.nan or m.weight.stats.inf) and m.weight.stats.rms > 0]
+    verdict = getattr(model, "verdict", None)
+    if model.trained is not None and verdict is not None:
+        members = [m for m in members if m.name in verdict.fresh_layers]
+    return members
+
+
+def _sibling_findings(model: Model) -> Iterable[Finding]:
     for key, group in sibling_groups(model).items():
-        members = [m for m in group if m.weight.stats is not None and m.weight.stats.finite
-                   and not (m.weight.stats.nan or m.weight.stats.inf) and m.weight.stats.rms > 0]
-        verdict = getattr(model, "verdict", None)
-        if model.trained is not None and verdict is not None:
-            # a fresh layer among trained siblings differs because they trained: IC302's finding, not this
-            members = [m for m in members if m.name in verdict.fresh_layers]
+        members = _judgeable(model, group)
         if len(members) == 2:
             yield from _pair_outlier(key, *members)
         if len(members) < 3:
@@ -259,6 +319,56 @@ def sibling_outlier(model: Model, options: RuleOptions) -> Iterable[Finding]:
                     fix="reinitialize it like its siblings", data={"ratio": ratio, "siblings": len(others)})
 
 
+# How a role's std may scale with the width of its block: one σ for all (fixed-σ conventions), or ∝ 1/√fan
+# (every fan-scaled scheme, in its mode). Cousins of different widths agree under one of these.
+# The framework's fans count too: torch's helper ignores a grouped conv's groups in fan_out (RegNet).
+def _fans(layer: Layer, framework: bool) -> tuple[float, float]:
+    fans = layer.framework_fans if framework and layer.framework_fans else (layer.fan_in, layer.fan_out)
+    return float(fans[0] or 1), float(fans[1] or 1)
+
+
+SCALE_LAWS: dict[str, Callable[[Layer], float]] = {"one std": lambda layer: 1.0}
+for _fw, _label in ((False, ""), (True, " (framework fans)")):
+    SCALE_LAWS.update({
+        f"std·√fan_in{_label}": lambda layer, fw=_fw: _fans(layer, fw)[0],
+        f"std·√fan_out{_label}": lambda layer, fw=_fw: _fans(layer, fw)[1],
+        f"std·√(fan_in+fan_out){_label}": lambda layer, fw=_fw: sum(_fans(layer, fw)),
+    })
+COUSINS_AGREE = math.log(1.5)  # the others' spread under a law, beyond sampling error, for them to agree
+COUSIN_FACTOR = math.log(3.0)  # how far, under every law, an outlier must sit
+
+
+def _cousin_findings(model: Model) -> Iterable[Finding]:
+    """A layer whose std no scaling law reconciles with cousins that agree under one (planted ×10 in one
+    stage of a pyramid, one SE reduction of a MobileNet initialized twice)."""
+    for key, (tested, group) in cousin_groups(model).items():
+        members = _judgeable(model, group)
+        for m in _judgeable(model, tested):
+            others = [o for o in members if o is not m]
+            if len(others) < 2:
+                continue
+            se = max(log_std_se(o.weight.stats.finite) for o in [m, *others])
+            agree = max(COUSINS_AGREE, 2 * Z_CRIT * se)
+            deviations, agreeing = [], []
+            for law, width in SCALE_LAWS.items():
+                values = [math.log(o.weight.stats.rms) + 0.5 * math.log(width(o)) for o in others]
+                dev = math.log(m.weight.stats.rms) + 0.5 * math.log(width(m)) - median(values)
+                deviations.append(dev)
+                if max(values) - min(values) <= agree:
+                    agreeing.append((abs(dev), law, dev))
+            nearest = min(abs(d) for d in deviations)
+            if not agreeing or nearest <= max(COUSIN_FACTOR, Z_CRIT * se * math.sqrt(2)):
+                continue
+            _, law, dev = min(agreeing)
+            ratio = math.exp(dev)
+            severity = "error" if nearest >= math.log(10.0) - 1e-9 else "warning"
+            yield Finding(
+                "IC104", severity, m.name,
+                f"std {m.weight.stats.rms:.3g} is ×{ratio:.3g} what its {len(others)} cousins by name ({key[1]}) "
+                f"give under the scaling law they share ({law}); no law reconciles it with them",
+                fix="reinitialize it like its cousins", data={"ratio": ratio, "siblings": len(others), "law": law})
+
+
 def _claims_scheme(layer: Layer) -> bool:
     fp = layer.analysis.get("fingerprint") or {}
     exp = layer.judgement.expectation if layer.judgement is not None else None
@@ -270,15 +380,41 @@ def _pair_outlier(key: tuple, a: Layer, b: Layer) -> Iterable[Finding]:
     odd one, when the other one is explained (a lone pair cannot say more)."""
     dev = math.log(a.weight.stats.rms / b.weight.stats.rms)
     se = math.hypot(log_std_se(a.weight.stats.finite), log_std_se(b.weight.stats.finite))
-    if abs(dev) <= max(math.log(3.0), Z_CRIT * se) or _claims_scheme(a) == _claims_scheme(b):
+    if abs(dev) <= max(math.log(3.0), Z_CRIT * se) or _plausibility(a) == _plausibility(b):
         return
-    odd, other = (b, a) if _claims_scheme(a) else (a, b)
+    odd, other = (b, a) if _plausibility(a) > _plausibility(b) else (a, b)
     ratio = odd.weight.stats.rms / other.weight.stats.rms
     severity = "error" if max(ratio, 1 / ratio) >= 10.0 - 1e-9 else "warning"
+    why = ("a scheme explains and it does not" if _claims_scheme(other) and not _claims_scheme(odd) else
+           f"which a common scheme explains ({_label(other)}) where it needs an unusual one ({_label(odd)})")
     yield Finding("IC104", severity, odd.name,
-                  f"std {odd.weight.stats.rms:.3g} is ×{ratio:.3g} its sibling {other.name} ({key[2]}), which "
-                  f"a scheme explains and it does not", fix="reinitialize it like its sibling",
-                  data={"ratio": ratio, "siblings": 1})
+                  f"std {odd.weight.stats.rms:.3g} is ×{ratio:.3g} its sibling {other.name} ({key[2]}), {why}",
+                  fix="reinitialize it like its sibling", data={"ratio": ratio, "siblings": 1})
+
+
+def _label(layer: Layer) -> str:
+    exp = layer.judgement.expectation if layer.judgement is not None else None
+    if exp is not None and exp.convention:
+        return exp.convention
+    return (layer.analysis.get("fingerprint") or {}).get("label") or "no scheme"
+
+
+COMMON_GAINS = (1.0, math.sqrt(2.0))  # linear/sigmoid and ReLU: what most layers are initialized with
+
+
+def _plausibility(layer: Layer) -> int:
+    """How ordinary the explanation of a layer's std is: 2 the model's convention, 1 a common scheme
+    (gain 1 or √2, fan_in or averaged fans, a fixed σ, torch's default), 0 an unusual gain or mode (He
+    fan_out with hardswish's gain: a combination that fits nearly any std), -1 no scheme at all."""
+    if not _claims_scheme(layer):
+        return -1
+    exp = layer.judgement.expectation if layer.judgement is not None else None
+    if exp is not None and exp.convention:
+        return 2
+    fp = layer.analysis.get("fingerprint") or {}
+    g = fp.get("gain")
+    common_gain = g is None or any(abs(g - c) < 1e-6 for c in COMMON_GAINS)
+    return 1 if common_gain and fp.get("mode") in (None, "fan_in", "fan_avg") else 0
 
 
 # ------------------------------------------------------------------------------------------ signal chain

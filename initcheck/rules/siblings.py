@@ -11,11 +11,20 @@ from ..model import Layer, Model
 _INDEX = re.compile(r"(?<=[._/])\d+(?=[._/]|$)")
 
 
+# Keras names the first layer of a class without a counter and the next ones name_1, name_2...: in a
+# Keras path (``decoder/attention`` and ``decoder_1/attention``) a component without a counter is index 0
+_KERAS_FIRST = re.compile(r"(?<![^/])([A-Za-z][A-Za-z_]*[A-Za-z])(?=/)")
+
+
 def _keys(layer: Layer) -> list[tuple]:
-    """One key per numeric name component: the name with that one index replaced by '#'."""
+    """One key per numeric name component: the name with that one index replaced by '#' (a Keras path's
+    component without a counter counts as index 0)."""
     out = []
     for m in _INDEX.finditer(layer.name):
         out.append((layer.kind, tuple(layer.shape), layer.name[:m.start()] + "#" + layer.name[m.end():]))
+    if "/" in layer.name:
+        for m in _KERAS_FIRST.finditer(layer.name):
+            out.append((layer.kind, tuple(layer.shape), layer.name[:m.end()] + "_#" + layer.name[m.end():]))
     return out
 
 
@@ -55,4 +64,55 @@ def sibling_groups(model: Model) -> dict[tuple, list[Layer]]:
             groups.setdefault(key, []).append(layer)
     groups = {k: v for k, v in groups.items() if len(v) >= 2}
     model._sibling_groups = (len(model.layers), groups)
+    return groups
+
+
+# every number between separators: the block and stage indices of a repeated structure
+_ANY_INDEX = _INDEX
+
+
+def _structure_key(layer: Layer) -> tuple:
+    """The layer's place in the repeated structure: kind, and its name with every index replaced by '#'
+    (``stages.#.blocks.#.mlp.fc2``): the same role in every stage, whatever the stage's width. A Keras
+    path's components get their counter, 0 when they have none."""
+    name = _KERAS_FIRST.sub(lambda m: m.group(1) + "_0", layer.name) if "/" in layer.name else layer.name
+    return layer.kind, _ANY_INDEX.sub("#", name)
+
+
+def _module_key(layer: Layer) -> tuple:
+    """Kind and the module's own name, the name's last component (``down_proj``, ``se.conv_reduce`` keeps
+    only ``conv_reduce``): a weaker grouping, for layers their structure leaves alone."""
+    parts = [p for p in re.split(r"[./]", layer.name) if p and not p.isdigit()]
+    return layer.kind, "…" + (parts[-1] if parts else layer.name)
+
+
+def cousin_groups(model: Model) -> dict[tuple, tuple[list[Layer], list[Layer]]]:
+    """Matrices that play one role in blocks of different widths: key → (the layers judged against the
+    group, the whole group). Computed once per model.
+
+    Siblings (``sibling_groups``) share a shape; cousins need not: ``stages.#.blocks.#.mlp.fc2`` in a
+    pyramid whose stages widen, or every ``conv_reduce`` of the SE modules of a MobileNet. Their std then
+    follows one scaling law (a fixed σ, or ∝ 1/√fan) rather than one value. A layer is grouped by its
+    place in the structure (every index replaced), or, when that leaves it with fewer than two cousins, by
+    its module's own name. Names are the module paths of the model; each finding names the group."""
+    cached = getattr(model, "_cousin_groups", None)
+    if cached is not None and cached[0] == len(model.layers):
+        return cached[1]
+    matrices = [layer for layer in model.layers if layer.is_matrix]
+    by_structure: dict[tuple, list[Layer]] = {}
+    for layer in matrices:
+        by_structure.setdefault(_structure_key(layer), []).append(layer)
+    structure = {k: v for k, v in by_structure.items() if len(v) >= 3}
+    groups = {k: (v, v) for k, v in structure.items()}
+    grouped = {id(layer) for members in structure.values() for layer in members}
+    by_module: dict[tuple, list[Layer]] = {}
+    for layer in matrices:
+        if id(layer) not in grouped:
+            by_module.setdefault(_module_key(layer), []).append(layer)
+    for key, members in by_module.items():
+        # the module's name joins a layer to the structure groups of the same name too
+        kin = [m for k, ms in structure.items() if k[0] == key[0] and _module_key(ms[0]) == key for m in ms]
+        if len(members) + len(kin) >= 3:
+            groups[key] = (members, members + kin)
+    model._cousin_groups = (len(model.layers), groups)
     return groups

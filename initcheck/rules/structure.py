@@ -9,10 +9,10 @@ from typing import Iterable
 from ..frameworks.torch_layout import EMBED_HINT
 from ..hints import ones_hint, zeros_hint
 from ..judge import is_scale_layer
-from ..model import NORM_KINDS, Model
+from ..model import NORM_KINDS, Layer, Model
 from ..report import Finding
 from ..roles import Role
-from ..significance import Z_CRIT
+from ..significance import Z_CRIT, log_std_se
 from . import RuleOptions, rule
 
 
@@ -126,10 +126,15 @@ def dead_relu_bias(model: Model, options: RuleOptions) -> Iterable[Finding]:
 
 
 def _norm_role(name: str) -> str:
-    """What a norm is across repeated blocks: its name with every number replaced
-    (``stages.1.blocks.0.conv2.bn`` → ``stages.#.blocks.#.conv#.bn``, torchvision RegNet's ``s1.b1.conv3.bn`` →
-    ``s#.b#.conv#.bn``; the stem's ``stem.conv2.bn`` stays apart)."""
-    return re.sub(r"\d+", "#", name)
+    """What a norm is across repeated blocks: its name with the numbers of its blocks and stages replaced,
+    and the norm's own name (and its layer's, when the norm is a plain ``bn``) kept: ``stages.1.blocks.0
+    .conv2.bn`` → ``stages.#.blocks.#.conv2.bn``, torchvision RegNet's ``s1.b1.conv3.bn`` → ``s#.b#.conv3.bn``,
+    ``layer2.1.bn3`` → ``layer#.#.bn3``; MobileViT's ``conv1_1x1.bn`` and ``conv3_1x1.bn`` stay two roles."""
+    parts = re.split(r"([./])", name)
+    names = [i for i, p in enumerate(parts) if p not in (".", "/")]
+    keep = set(names[-1:]) if re.search(r"\d", parts[names[-1]]) else \
+        {i for i in names[-2:] if not parts[i].isdigit()}
+    return "".join(p if i in keep else re.sub(r"\d+", "#", p) for i, p in enumerate(parts))
 
 
 def _zeroed_norm_roles(model: Model) -> set[str]:
@@ -201,13 +206,32 @@ def norm_parameters(model: Model, options: RuleOptions) -> Iterable[Finding]:
                 yield Finding("IC203", sev, layer.name, "scale is all zeros: this normalization blocks the signal",
                               fix=f"set the scale to 1 ({ones_hint(options.framework)})")
         elif not (NORM_SCALE_RANGE[0] <= scale_mean <= NORM_SCALE_RANGE[1]):
-            yield Finding("IC203", sev, layer.name, f"scale mean {scale_mean:.3g} (fresh: 1)",
-                          fix=f"set the scale to 1 ({ones_hint(options.framework)})")
+            sigma = _convention_draw(layer, model)
+            if sigma is not None:
+                yield Finding("IC203", "info", layer.name,
+                              f"scale mean {scale_mean:.3g}, std {st.std:.3g}: drawn N(0, {sigma:g}) like the model's "
+                              f"matrices (its library's own init); the normalized signal starts at ×{sigma:g}")
+            else:
+                yield Finding("IC203", sev, layer.name, f"scale mean {scale_mean:.3g} (fresh: 1)",
+                              fix=f"set the scale to 1 ({ones_hint(options.framework)})")
         if layer.bias is not None and layer.bias.stats is not None and layer.bias.stats.finite:
             b = layer.bias.stats
             if math.sqrt(b.mean ** 2 + b.std ** 2) > 0.5:
                 yield Finding("IC203", sev, layer.name, f"shift has mean {b.mean:.3g}, std {b.std:.3g} (fresh: 0)",
                               fix="set the shift to 0")
+
+
+def _convention_draw(layer: Layer, model: Model) -> float | None:
+    """The model's fixed σ when the norm's scale is a zero-mean draw of that σ (transformers' MobileViT
+    draws its BatchNorm scales N(0, initializer_range) on purpose), else None."""
+    verdict = getattr(model, "verdict", None)
+    conv = verdict.convention if verdict is not None else None
+    st = layer.weight.stats
+    if conv is None or st is None or st.finite < 8 or not st.std > 0:
+        return None
+    centered = abs(st.mean) <= Z_CRIT * st.std / math.sqrt(st.finite)
+    tol = Z_CRIT * log_std_se(st.finite) + 0.01
+    return conv.sigma if centered and abs(math.log(st.rms / conv.sigma)) <= tol else None
 
 
 @rule(

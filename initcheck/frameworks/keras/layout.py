@@ -238,6 +238,8 @@ def _is_bias_of(shape: tuple[int, ...], kind: str, kernel: tuple[int, ...]) -> b
     ``(heads, head_dim)`` bias)."""
     if len(shape) == 1 and shape[0] == _output_channels(kind, kernel):
         return True
+    if len(kernel) == 3 and tuple(shape) == (kernel[0], kernel[-1]):
+        return True  # experts' batched kernel (experts, in, out) and its bias (experts, out)
     return 2 <= len(shape) < len(kernel) and tuple(kernel[-len(shape):]) == tuple(shape)
 
 
@@ -277,6 +279,17 @@ def _positional_group(layer_path: str, members: list[tuple[str, Param]], batchno
                            notes=note),
                 make_layer(f"{layer_path}/pointwise", f"conv{d}d", params[1], bias, kind_source="inferred",
                            notes=note)]
+    # several tensors of one shape and no bias of their width in the layer: a custom layer's parameters
+    # (relative-position tables, per-head biases), not kernels, which come one per layer with their bias
+    shapes = [tuple(p.shape) for p in params]
+    widths = {sh[0] for sh in shapes if len(sh) == 1}
+    free = {id(p) for p, sh in zip(params, shapes)
+            if len(sh) >= 2 and shapes.count(sh) >= 2 and sh[-1] not in widths}
+    if free:
+        note = ["weights-only file: several tensors of one shape and no bias, taken as free parameters"]
+        layers.extend(make_layer(f"{layer_path}/{p.name.rsplit('/', 1)[-1]}", "parameter", p, None,
+                                 kind_source="inferred", notes=note) for p in params if id(p) in free)
+        params = [p for p in params if id(p) not in free]
     i = 0
     while i < len(params):
         w = params[i]

@@ -15,6 +15,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ...model import BIT_DECODERS, Layer, Param, TensorRef
+from ...roles import NORM_KINDS
 from .layout import RECURRENT_GATES, is_buffer, layers_from_named, make_layer
 
 _CONV = {"Conv1D": ("conv1d", 1), "Conv2D": ("conv2d", 2), "Conv3D": ("conv3d", 3)}
@@ -401,7 +402,13 @@ class LayerCollector:
                 entries.append((name, stable, p))
         if entries:
             made = layers_from_named(entries)
+            normalizes = "norm" in type(layer).__name__.lower()
             for layer_obj in made:
+                if layer_obj.kind in NORM_KINDS and layer_obj.bias is None and not normalizes:
+                    # a lone scale vector of a class that does not normalize (ConvNeXt's LayerScale): a gain,
+                    # known from the class, not a normalization's scale
+                    layer_obj.kind = "vector"
+                    layer_obj.notes.append("one scale vector of a class that does not normalize: a gain")
                 layer_obj.notes.append(f"layer class {type(layer).__name__}: kind inferred from names and shapes")
                 layer_obj.attrs["keras_class"] = type(layer).__name__
             built.external.extend(made)

@@ -6,8 +6,15 @@ place, so context crosses model boundaries. Each Keras op becomes OpGraph nodes 
 activation node after it, and layers with inner structure are spelled out (separable: depthwise → pointwise;
 attention: query·key → softmax → ·value → output; recurrent: kernels → cell activation). The walk that turns
 this into context is :func:`initcheck.graph.annotate`, the same as for PyTorch, so both frameworks get the
-same verdicts for the same architecture. Subclassed models have no graph: only each layer's own activation
-argument and first/last positions are used. Keras is not imported here.
+same verdicts for the same architecture.
+
+A vertex is one call of an op (a Keras ``Node``), so a layer called twice is two vertices. Custom layers
+(keras_hub's blocks) are followed into their call(): first run on fresh symbolic inputs (the recorded calls
+are spliced in); when that fails (call() reads sizes as values, calls TensorFlow directly), traced into a
+TensorFlow graph, where each Keras layer's call is one vertex and the TensorFlow ops between them are read
+by type. A custom layer neither trace runs stays opaque, and its layers' reason names it and both errors.
+Subclassed models have no graph: only each layer's own activation argument and first/last positions are
+used. Keras is not imported here (TensorFlow only inside the TensorFlow-graph trace, on that backend).
 """
 
 from __future__ import annotations
@@ -470,8 +477,22 @@ TRACED_ACTIVATIONS = ("relu", "relu6", "gelu", "silu", "swish", "sigmoid", "tanh
                       "log_sigmoid", "mish", "squareplus", "sparse_plus")
 
 
-# (leading, other) sizes tried for unknown dimensions in a TensorFlow-graph trace
-TF_TRACE_SIZES = ((1, 8), (8, 8), (1, 16), (16, 16), (1, 32))
+# (leading, other) sizes tried for unknown dimensions in a TensorFlow-graph trace; ("rank+1", n) last: a
+# tensor declared (None,) gets a second dimension, as some layers declare fewer dimensions than
+# they return (keras_hub's Moonshine declares its rotary table (None,) and indexes it as 2-D). A size that
+# lets call() run is only a shape to trace with: the values are never read.
+TF_TRACE_SIZES = ((1, 8), (8, 8), (1, 16), (16, 16), (1, 32), ("rank+1", 8))
+
+
+def _tf_spec(tf: Any, t: Any, batch: Any, size: int) -> Any:
+    """A TensorSpec for symbolic tensor ``t`` with its unknown dimensions set (see TF_TRACE_SIZES)."""
+    shape = list(t.shape)
+    if batch == "rank+1":
+        batch = 1
+        if shape == [None]:
+            shape.append(None)
+            batch = size
+    return tf.TensorSpec([(batch if i == 0 else size) if d is None else d for i, d in enumerate(shape)], t.dtype)
 
 
 class TFOp:
@@ -553,8 +574,7 @@ def tf_trace_custom_layer(op: Any, node: Any, kg: KerasGraph, var_layers: dict[i
     concrete = None
     try:
         for batch, size in TF_TRACE_SIZES:  # unknown dimensions: a leading one is not always the batch
-            specs = [tf.TensorSpec([(batch if i == 0 else size) if d is None else d for i, d in enumerate(t.shape)],
-                                   t.dtype) for t in kts]
+            specs = [_tf_spec(tf, t, batch, size) for t in kts]
             units.clear()
             try:
                 concrete = tf.function(body, autograph=False).get_concrete_function(*specs)
@@ -572,6 +592,7 @@ def tf_trace_custom_layer(op: Any, node: Any, kg: KerasGraph, var_layers: dict[i
 
 
 def _splice_tf_graph(concrete: Any, kts: list, units: list, kg: KerasGraph, var_layers: dict[int, str]):
+    """Vertices and edges in ``kg`` for the ops of a traced TensorFlow function (see tf_trace_custom_layer)."""
     graph = concrete.graph
     operations = graph.get_operations()
     index = {id(o): i for i, o in enumerate(operations)}
@@ -585,19 +606,25 @@ def _splice_tf_graph(concrete: Any, kts: list, units: list, kg: KerasGraph, var_
     arg_index = {id(o): k for k, o in enumerate(arg_ops)}
     constant: set[int] = set()
     weights: dict[int, list[str]] = {}  # op index -> layers whose variables it only views
-    vertex: dict[int, int] = {}  # op index or -(unit + 1) -> vertex id
     keys: dict[Any, Any] = {}
 
     def vertex_for(i: int) -> int | None:
+        if i in constant or i in weights:
+            return None
         if i in unit_of:
             key = ("unit", unit_of[i])
-        elif i in constant or i in weights:
-            return None
         else:
             key = ("op", i)
         return keys.get(key)
 
     for i, o in enumerate(operations):
+        if id(o) in captured:  # a variable's handle (or a captured constant), wherever it was first read
+            name = captured[id(o)]
+            if name:
+                weights[i] = [name]
+            else:
+                constant.add(i)
+            continue
         if i in unit_of:
             u = unit_of[i]
             if ("unit", u) not in keys:
@@ -607,13 +634,6 @@ def _splice_tf_graph(concrete: Any, kts: list, units: list, kg: KerasGraph, var_
                     keys[("unit", u)] = kg._vertex(act, act)[0][0]
                 else:  # a layer's call: the op is the layer, as in a functional graph
                     keys[("unit", u)] = kg._vertex(_Call(unit), unit)[0][0]
-            continue
-        if id(o) in captured:
-            name = captured[id(o)]
-            if name:
-                weights[i] = [name]
-            else:
-                constant.add(i)
             continue
         if id(o) in arg_index:
             entry = TFOp("identity")

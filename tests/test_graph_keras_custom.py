@@ -178,3 +178,15 @@ def test_untraceable_custom_layer_is_named_in_the_reason():
     assert "symbolic" in fc.activation_unknown_reason
     if keras.config.backend() == "tensorflow":
         assert "in a TensorFlow graph too" in fc.activation_unknown_reason
+
+
+def test_attention_mask_from_a_model_input_is_no_data_edge():
+    keras.utils.set_random_seed(0)
+    tokens, mask = keras.Input((4, 8)), keras.Input((4, 4), dtype="bool")
+    x = layers.Dense(8, name="embed")(tokens)
+    y = layers.MultiHeadAttention(num_heads=2, key_dim=4, name="mha")(x, x, attention_mask=mask)
+    model = keras.Model([tokens, mask], layers.Dense(3, name="head")(x + y))
+    ctx = {layer.name: layer.context for layer in load(model).layers}
+    assert ctx["embed"].position == "input"
+    inner = [name for name in ctx if name.startswith("mha")]
+    assert inner and all(ctx[name].position != "input" for name in inner), {n: ctx[n].position for n in inner}

@@ -26,7 +26,7 @@ from typing import Any
 from ...graph import KNOWN_OPS, OpGraph, annotate, normalize_op
 from ...model import Context, Model
 from ...schemes import canonical_activation
-from .modules import Built, LayerCollector, _sublayers, class_names, is_model, known_class
+from .modules import _ATTENTION, Built, LayerCollector, _sublayers, class_names, is_model, known_class
 
 # Keras layer classes → the op names initcheck.graph knows (PyTorch's spelling).
 LAYER_OPS = {
@@ -205,7 +205,7 @@ class KerasGraph:
             if self._expand_custom(n):
                 continue
             ins, _ = self.add_node(n)
-            for parent in n.parent_nodes:
+            for parent in _data_parents(n):
                 if id(parent) in node_ids:
                     for a in self.add_node(parent)[1]:
                         for b in ins:
@@ -527,6 +527,7 @@ def tf_trace_custom_layer(op: Any, node: Any, kg: KerasGraph, var_layers: dict[i
     kts = [t for t in tree.flatten((node.arguments.args, node.arguments.kwargs)) if isinstance(t, keras.KerasTensor)]
     kts = list({id(t): t for t in kts}.values())
     units: list[tuple[Any, int, int]] = []  # (layer or activation name, first op index, end op index)
+    masks: set[str] = set()  # names of the TF tensors given to attention layers as masks
     depth = [0]
     layer_call = Layer.__call__
 
@@ -545,6 +546,9 @@ def tf_trace_custom_layer(op: Any, node: Any, kg: KerasGraph, var_layers: dict[i
     def unit_call(self: Any, *args: Any, **kwargs: Any) -> Any:
         if depth[0] or not is_unit(self):
             return layer_call(self, *args, **kwargs)
+        for key, value in kwargs.items():  # masks given to attention are no data edges (see MASK_ARGUMENTS)
+            if key in MASK_ARGUMENTS and (key == "mask" or known_class(self) in _ATTENTION):
+                masks.update(t.name for t in tree.flatten(value) if hasattr(t, "name") and hasattr(t, "op"))
         return recorded(self, layer_call, self, *args, **kwargs)
 
     def activation(name: str, fn: Any) -> Any:
@@ -576,6 +580,7 @@ def tf_trace_custom_layer(op: Any, node: Any, kg: KerasGraph, var_layers: dict[i
         for batch, size in TF_TRACE_SIZES:  # unknown dimensions: a leading one is not always the batch
             specs = [_tf_spec(tf, t, batch, size) for t in kts]
             units.clear()
+            masks.clear()
             try:
                 concrete = tf.function(body, autograph=False).get_concrete_function(*specs)
                 break
@@ -588,10 +593,11 @@ def tf_trace_custom_layer(op: Any, node: Any, kg: KerasGraph, var_layers: dict[i
         Layer.__call__ = layer_call
         for module, name, fn in reversed(patched):
             setattr(module, name, fn)
-    return _splice_tf_graph(concrete, kts, units, kg, var_layers)
+    return _splice_tf_graph(concrete, kts, units, kg, var_layers, masks)
 
 
-def _splice_tf_graph(concrete: Any, kts: list, units: list, kg: KerasGraph, var_layers: dict[int, str]):
+def _splice_tf_graph(concrete: Any, kts: list, units: list, kg: KerasGraph, var_layers: dict[int, str],
+                     masks: set[str] = frozenset()):
     """Vertices and edges in ``kg`` for the ops of a traced TensorFlow function (see tf_trace_custom_layer)."""
     graph = concrete.graph
     operations = graph.get_operations()
@@ -662,6 +668,8 @@ def _splice_tf_graph(concrete: Any, kts: list, units: list, kg: KerasGraph, var_
             j = index[id(t.op)]
             if unit_of.get(j, -1) == unit_of.get(i, -2):
                 continue  # inside one unit
+            if i in unit_of and t.name in masks:
+                continue  # a mask into an attention layer
             source = vertex_for(j)
             if source is not None and source != target:
                 kg.edge(source, target)
@@ -676,6 +684,34 @@ class _Call:
 
     def __init__(self, layer: Any) -> None:
         self.layer = layer
+
+
+# keyword arguments of Keras's attention layers (and Keras's mask convention) that carry masks: a mask selects
+# which positions attend, it carries no values, so it is no data edge (BERT's padding mask is a model input;
+# wired in, it made every attention projection look like an input layer)
+MASK_ARGUMENTS = frozenset({"attention_mask", "query_mask", "value_mask", "key_mask", "mask"})
+
+
+def _data_parents(node: Any) -> list[Any]:
+    """The Nodes feeding ``node`` its data: all its parents, less those that only give an attention layer
+    (or any layer, through Keras's ``mask`` argument) a mask."""
+    kwargs = node.arguments.kwargs
+    masks = {k for k in kwargs if k in MASK_ARGUMENTS and (k == "mask" or known_class(node.operation) in _ATTENTION)}
+    if not masks:
+        return list(node.parent_nodes)
+    import sys
+
+    tree = sys.modules["keras"].tree
+    data = tree.flatten((node.arguments.args, {k: v for k, v in kwargs.items() if k not in masks}))
+    out: list[Any] = []
+    for t in data:
+        hist = getattr(t, "_keras_history", None)
+        if hist is None or hist[0] is None or hist[1] >= len(hist[0]._inbound_nodes):
+            continue
+        parent = hist[0]._inbound_nodes[hist[1]]
+        if all(parent is not p for p in out):
+            out.append(parent)
+    return out
 
 
 def functional_of(model: Any) -> Any:

@@ -723,10 +723,12 @@ def functional_of(model: Any) -> Any:
     return None
 
 
-def build_opgraph(root: Any, collector: LayerCollector, opaque: dict[int, str] | None = None) -> OpGraph | None:
+def build_opgraph(root: Any, collector: LayerCollector, opaque: dict[int, str] | None = None,
+                  swallowed: dict[str, str] | None = None) -> OpGraph | None:
     """The OpGraph of a functional or Sequential Keras model; None for a subclassed one.
 
-    ``opaque`` receives, for every Keras layer inside a custom layer whose call() could not be traced, why.
+    ``opaque`` receives, for every Keras layer inside a custom layer whose call() could not be traced, why;
+    ``swallowed``, by initcheck layer name, the layers applied inside a Keras layer read as one op.
     """
     kg = KerasGraph()
     kg.var_layers = _variable_layers(collector)
@@ -762,6 +764,8 @@ def build_opgraph(root: Any, collector: LayerCollector, opaque: dict[int, str] |
         if builts:
             outs = [_emit_built(og, b, ins, final) for b in builts]
             out_id[nid] = outs[0] if len(outs) == 1 else og.add("cat", outs).id
+            if swallowed is not None and _sublayers(op):
+                _note_swallowed(op, collector, swallowed)
         else:
             out_id[nid] = _emit_op(og, op, ins, final)
     for e in exits:
@@ -786,6 +790,22 @@ def keras_op_name(class_name: str) -> str:
         return snake
     joined = normalize_op(class_name.lower())
     return joined if joined in KNOWN_OPS else snake
+
+
+def _note_swallowed(op: Any, collector: LayerCollector, swallowed: dict[str, str]) -> None:
+    """Layers whose weights belong to sublayers of a Keras layer read as one op, beyond what the loader spelled
+    out for it (XLNet's relative attention, a MultiHeadAttention subclass, also applies an ``encoding``
+    projection): the graph does not see how that call() uses them; ``swallowed`` gets their reason."""
+    inner = op._flatten_layers(include_self=False, recursive=True)
+    variables = {id(v) for layer in inner for v in layer.weights}
+    if not variables:
+        return
+    why = (f"applied inside '{op.name}' ({type(op).__name__}), which initcheck reads as one operation: how its "
+           "call() uses this weight is not followed")
+    for built in collector.built:
+        for layer in list(built.external) + [x for x, _, _ in built.internal]:
+            if any(id(p.native) in variables for p in layer.params):
+                swallowed.setdefault(layer.name, why)
 
 
 def _variable_layers(collector: LayerCollector) -> dict[int, str]:
@@ -887,10 +907,16 @@ def _emit_built(og: OpGraph, built: Built, ins: list[int], final: bool = False) 
 def apply_context(model: Model, root: Any, collector: LayerCollector) -> None:
     """Fill ``layer.context`` for every layer the collector built from ``root`` (a keras.Model)."""
     opaque: dict[int, str] = {}
-    og = build_opgraph(root, collector, opaque)
+    swallowed: dict[str, str] = {}
+    og = build_opgraph(root, collector, opaque, swallowed)
     if og is not None:
         annotate(model, og)
         _own_activations(model, collector, graph_reached=True, opaque=opaque)
+        for layer in model.layers:
+            if not layer.context.on_inference_path and layer.name in swallowed:
+                # used by the op that holds it, as far as the graph can tell: on the path, activation unknown
+                layer.context.on_inference_path = True
+                layer.context.activation_unknown_reason = swallowed[layer.name]
         return
     model.graph_notes.append("subclassed Keras model: no functional graph; activations only from each layer's "
                              "own `activation` argument, positions from layer order")

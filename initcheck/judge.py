@@ -363,8 +363,9 @@ def _recommended_family(activation: str | None) -> str:
 def _judged_matrices(model: Model) -> list[Layer]:
     return [layer for layer in model.layers if layer.judgement is not None
             and ((layer.is_matrix and layer.judgement.role in (Role.WEIGHT, Role.RECURRENT, Role.EMBEDDING))
-                 or (layer.judgement.role is Role.PARAMETER and layer.weight.tensor.size >= 256))
-            and layer.judgement.provenance.verdict in (Verdict.FRESH, Verdict.TRAINED, Verdict.UNDETERMINED)]
+                 or (layer.judgement.role in (Role.PARAMETER, Role.GAIN) and layer.weight.tensor.size >= 256))
+            and layer.judgement.provenance.verdict in (Verdict.FRESH, Verdict.TRAINED, Verdict.UNDETERMINED)
+            and layer.weight.stats is not None and layer.weight.stats.min != layer.weight.stats.max]  # a constant says nothing
 
 
 def model_verdict(model: Model, convention: Convention | None = None) -> ModelVerdict:

@@ -391,3 +391,28 @@ def test_a_zeroed_residual_end_with_nonzero_cousins_is_a_warning():
         model.stages[2]["blocks"][0]["fc2"].weight.zero_()
     report = initcheck.check(model, input_shape=(2, 32))
     assert ("IC002", "warning") in _cousin_findings(report, "stages.2.blocks.0.fc2")
+
+
+class TinyMoE(nn.Module):
+    """A block with a router over fused experts (AFMoE, ERNIE 4.5 keep them so)."""
+
+    def __init__(self, dim=256, experts=4, hidden=512):
+        super().__init__()
+        torch.manual_seed(8)
+        self.router = nn.ModuleDict({"gate": nn.Linear(dim, experts, bias=False)})
+        self.experts = nn.ParameterDict({"gate_up_proj": nn.Parameter(torch.randn(experts, dim, hidden) * 0.02),
+                                         "down_proj": nn.Parameter(torch.randn(experts, hidden, dim) * 0.02)})
+        self.proj = nn.Linear(dim, dim)
+
+
+def test_a_zero_router_over_fused_experts_is_info_a_zero_matrix_elsewhere_an_error(tmp_path):
+    model = nn.ModuleDict({"mlp": TinyMoE()})
+    with torch.no_grad():
+        model["mlp"].router["gate"].weight.zero_()
+    report = initcheck.check(_save(model, tmp_path / "moe.safetensors"))
+    router = [f for f in report.findings if f.layer == "mlp.router.gate"]
+    assert [(f.rule, f.severity) for f in router] == [("IC002", "info")] and "router" in router[0].message
+    with torch.no_grad():
+        model["mlp"].proj.weight.zero_()
+    report = initcheck.check(_save(model, tmp_path / "moe2.safetensors"))
+    assert ("IC002", "error", "mlp.proj") in _findings(report)

@@ -109,3 +109,19 @@ def test_test_statistics_match_their_reference_values():
     # Grubbs' two-sided 5% critical value for n = 10 is 2.29 (sample std); population std is larger by √(n/(n−1))
     g_pop = 2.29 * math.sqrt(10 / 9)
     assert 0.03 < outlier_p(g_pop, 10) < 0.07
+
+
+@pytest.mark.parametrize("shape", [(32, 16), (32, 32), (64, 16)])
+def test_small_uniform_draws_are_fresh_and_bounded_look_alikes_are_not(shape):
+    """U(−b, b) ends exactly at √3·std on both sides: fresh from 512 values (a Keras CNN's glorot_uniform
+    conv of 512 values re-initialized inside trained weights). Light-tailed draws that do not end there
+    (a Beta(2, 2) shape, a normal cut at ±2σ) and normals never show that signature."""
+    from initcheck.provenance import _uniform_draw
+
+    rng = np.random.default_rng(31)
+    uniforms = [_stats(rng.uniform(-0.1, 0.1, shape)) for _ in range(400)]
+    assert sum(_uniform_draw(st) for st in uniforms) >= 398
+    # the verdict also needs every iid test calm (p > 0.01 each), which a few correct draws miss
+    assert sum(provenance_of(st, Role.WEIGHT).verdict is Verdict.FRESH for st in uniforms) >= 370
+    for draw in (lambda: rng.beta(2, 2, shape) - 0.5, lambda: _trunc(rng, shape, 2.0), lambda: rng.normal(0, 1, shape)):
+        assert not any(_uniform_draw(_stats(draw())) for _ in range(400))

@@ -25,9 +25,6 @@ CHECKS = ("stock_quiet", "trained", "nan_error", "zeros_error", "constant_error"
 NO_MIDDLE_BLOCK = {f.name for f in trained.FILES if f.middle is None}
 
 KNOWN = {
-    ("fer_emotion", "block_mixed"): "a re-initialized middle conv of the small Keras CNN gets no IC302",
-    ("dists_alpha_beta", "zeros_error"): "zeroing the trained beta tensor is not reported",
-    ("dists_alpha_beta", "constant_error"): "a constant trained beta tensor is not reported",
 }
 
 _RECORDS: dict[str, dict] = {}

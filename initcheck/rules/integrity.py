@@ -142,6 +142,23 @@ def deliberate_zero(layer: Layer) -> bool:
         (ctx.position == "output" and not ctx.from_name("position"))
 
 
+def _routed_experts(model: Model, layer: Layer) -> int:
+    """The number of experts a matrix routes to: its output size, when its block (the module holding it,
+    or the one above) holds a fused expert tensor ``(experts, in, out)`` whose first axis is that size. 0 when it is no
+    router. From shapes and the module tree, not from names."""
+    if len(layer.shape) != 2 or not layer.fan_out or layer.fan_out < 2:
+        return 0
+    cuts = [i for i, c in enumerate(layer.name) if c in "./"]
+    count = layer.fan_out
+    for cut in cuts[::-1][:2]:  # its module, or the one above (AFMoE's mlp.router.gate beside mlp.experts)
+        prefix = layer.name[:cut + 1]
+        for other in model.layers:
+            if other is not layer and other.name.startswith(prefix) and len(other.shape) == 3 \
+                    and other.shape[0] == count and other.weight.tensor.size > count * (layer.fan_in or 0):
+                return count
+    return 0
+
+
 def _nonzero_residual_ends(model: Model, layer: Layer) -> int:
     """How many other residual ends are not zero, when this layer is the model's only zero one (and at
     one other is not): zero-init residual zeroes every branch's end, never just one (ALBERT's one shared
@@ -221,9 +238,12 @@ def all_zero(model: Model, options: RuleOptions) -> Iterable[Finding]:
         if st is None or len(layer.shape) < 2 or st.finite == 0 or st.nan or st.inf or st.zero_fraction != 1.0:
             continue
         siblings = _nonzero_siblings(model, layer)
-        if _starts_from_bias(layer) or _feeds_softmax(layer):
+        experts = _routed_experts(model, layer)
+        if _starts_from_bias(layer) or _feeds_softmax(layer) or experts:
             why = ("a patterned bias: the layer starts from it (deformable-attention offsets)" if _starts_from_bias(layer)
-                   else "it feeds a softmax, which starts uniform (attention weights, a router)")
+                   else "it feeds a softmax, which starts uniform (attention weights, a router)" if _feeds_softmax(layer)
+                   else f"one output per expert of its block ({experts}, known from the shapes): a router, which "
+                        "starts routing uniformly (AFMoE, ERNIE 4.5 start there)")
             if siblings:  # deliberate in every block, or nowhere: one zero among non-zero siblings was missed
                 why += f"; but {siblings} sibling(s) are not zero"
             yield Finding("IC002", "warning" if siblings else "info", layer.name,
@@ -334,3 +354,39 @@ def duplicate_tensors(model: Model, options: RuleOptions) -> Iterable[Finding]:
                       f"{other.weight.name} is bit-identical to {first.weight.name} (shape {tuple(other.shape)}), "
                       "and they are not tied", fix="initialize each copy independently",
                       data={"duplicate_of": first.name})
+
+
+MIN_UNTRAINED_VALUES = 64  # below this a constant free tensor may be a scalar setting, trained or not
+
+
+@rule(
+    "IC008", "untrained-parameter", "error",
+    "In a trained model, a free parameter is exactly zero or constant: it was never trained, or overwritten.",
+    """
+    A free parameter (a tensor of no layer initcheck knows: DISTS' α and β, a learned gate vector) may
+    start at zero or at a constant, so a fresh model's constant parameters are fine. Training moves every
+    parameter it updates off its constant start; in a model whose weights carry evidence of training
+    (see docs/judgement.md §1b), a free tensor of 64 or more values that is still exactly constant was
+    never trained (frozen, skipped by the optimizer, not loaded) or was overwritten after training.
+    Biases and normalization shifts are not judged here: a bias right before a normalization gets no
+    gradient and stays at 0 through training.
+
+    Example: `beta` (1, 1475, 1, 1) of a trained DISTS checkpoint is all zeros.
+
+    Fix: reload the parameter from the checkpoint it came from, or check that it is trained.
+    """,
+    category="integrity",
+    roles=(Role.PARAMETER,),
+)
+def untrained_parameter(model: Model, options: RuleOptions) -> Iterable[Finding]:
+    if model.trained is None:
+        return
+    for layer in model.layers:
+        st = layer.weight.stats
+        if st is None or st.finite < MIN_UNTRAINED_VALUES or st.nan or st.inf or st.min != st.max:
+            continue
+        what = "all zeros" if st.zero_fraction == 1.0 else f"{st.min:.4g} everywhere"
+        yield Finding("IC008", "error", layer.name,
+                      f"{layer.weight.name} is {what}, shape {tuple(layer.shape)}, in a trained model: a parameter "
+                      "training moves is still constant (never trained, or overwritten)",
+                      fix="reload it from its checkpoint")

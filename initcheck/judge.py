@@ -103,7 +103,8 @@ def _table_role(layer: Layer) -> Role | None:
     """A tensor added to the tokens, known from its shape: ``(1, 1, D)`` is a cls/mask token, ``(1, N, D)``
     or ``(1, H, W, D)`` a learned table. Only where the kind itself is a guess (a free tensor, or a kind a
     weights-only file's shape suggested) and no bias goes with it: a Keras pointwise Conv1D kernel is
-    ``(1, in, out)`` too, and has its bias beside it."""
+    ``(1, in, out)`` too, and has its bias beside it; a 4-D table is a square grid ``(1, H, H, D)`` or
+    ``(1, 1, 1, D)``, never a Keras ``(1, k, in, out)`` kernel."""
     if layer.kind_source == "module" or layer.bias is not None:
         return None
     if kind_info(layer.kind).family is not Family.FREE and layer.kind_source != "inferred":
@@ -111,6 +112,8 @@ def _table_role(layer: Layer) -> Role | None:
     shape = layer.shape
     if len(shape) not in (3, 4) or shape[0] != 1 or shape[-1] <= 1:
         return None
+    if len(shape) == 4 and not (shape[1] == shape[2] and (shape[1] > 1 or shape[-2] == 1)):
+        return None  # a Keras 1×k conv kernel (1, k, in, out), InceptionV3's 1×7 or any 1×1, is no (1, H, W, D) grid
     if all(d == 1 for d in shape[1:-1]):
         return Role.TOKEN  # (1, 1, D): a cls/mask token
     return Role.POSITION  # (1, N, D), (1, H, W, D): a learned table added to the tokens

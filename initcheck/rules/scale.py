@@ -262,8 +262,8 @@ def _convention_outliers(model: Model) -> Iterable[Finding]:
     for kind, layers in by_kind.items():
         following = [m for m in layers if m.judgement.expectation.convention]
         for m in layers:
-            if m.judgement.expectation.convention:
-                continue
+            if m.judgement.expectation.convention or _unit_normal(m):
+                continue  # N(0, 1) exactly is unit scaling or normal_()'s default: IC101/IC103 say so, capped
             others = len(layers) - 1
             if len(following) < 3 or len(following) < CONVENTION_MAJORITY * others:
                 continue

@@ -131,18 +131,25 @@ class TensorStats:
 
 
 NARROW_DTYPES = frozenset({"bfloat16", "float16", "float8_e4m3fn", "float8_e5m2"})
+_FLOAT32_MAX, _FLOAT16_MAX = 3.4028234663852886e38, 65504.0
 
 
 def on_narrow_grid(x: float) -> bool:
     """x is a bfloat16 or float16 value (float32 storage of a model computed in half precision)."""
+    if not abs(x) <= _FLOAT32_MAX:  # NaN, ±inf or beyond float32: on no half-precision grid
+        return False
     f = np.float32(x)
-    return float(f) == x and (int(f.view(np.uint32)) & 0xFFFF == 0 or float(np.float16(f)) == x)
+    if float(f) != x:
+        return False
+    return int(f.view(np.uint32)) & 0xFFFF == 0 or (abs(x) <= _FLOAT16_MAX and float(np.float16(f)) == x)
 
 
 def adjacent_on_grid(a: float, b: float, dtype: str) -> bool:
     """a and b are neighbours among the values of ``dtype`` (bfloat16 or float16; no value between)."""
     if dtype not in ("bfloat16", "float16") or not (math.isfinite(a) and math.isfinite(b)) or a == b \
             or (a < 0) != (b < 0) or a == 0 or b == 0:
+        return False
+    if not (on_narrow_grid(a) and on_narrow_grid(b)):
         return False
     if dtype == "bfloat16":
         ia, ib = int(np.float32(a).view(np.uint32)), int(np.float32(b).view(np.uint32))

@@ -385,6 +385,8 @@ def test_parametrized_layer_is_judged_as_its_effective_weight(kind, tmp_path):
             assert layer.weight.name == f"{i}.weight" and (layer.fan_in, layer.fan_out) == (WIDTH, WIDTH)
             assert layer.weight.stats.std == pytest.approx(float(_effective(model, i).std()), rel=1e-4), (kind, form)
             assert layer.attrs["parametrization"] == kind.replace("_old", ""), (kind, form)
+            if form == "memory":  # a computed tensor: no framework tensor to write into (writes: assign)
+                assert layer.weight.native is None and layer.weight.assign is not None
             assert any("effective weight" in n for n in layer.notes), (kind, form, layer.notes)
         names = [p.name for la in report.model.layers for p in la.params]
         assert not [n for n in names if n.endswith(("original0", "original1", "_g", "_v", "_u", "_orig"))], names

@@ -91,13 +91,17 @@ class Effective:
         self.assigners: dict[str, object] = {}
 
     def mark(self, layer: Layer) -> None:
-        """Note the parametrization on the layer holding an effective tensor; writes go through it."""
+        """Note the parametrization on the layer holding an effective tensor. Writes go through it
+        (``assign``); ``native`` is None, since the computed tensor is no framework tensor a writer
+        could change (statistics of an accelerator tensor are still computed where it lives)."""
         for p in layer.params:
             attr = p.name.rpartition(".")[2]
             if attr in self.tensors and p.native is self.tensors[attr]:
                 layer.notes.append(self.notes[attr])
                 layer.attrs["parametrization"] = self.kinds[attr]
                 p.assign = self.assigners[attr]
+                _stats_on_device(p, p.native)
+                p.native = None
 
 
 def effective_parameters(module) -> Effective:
@@ -210,14 +214,17 @@ def _weight_norm_assigner(module, hook):
 
 def _on_device(layers: list[Layer]) -> None:
     """Parameters on an accelerator get their statistics computed there (device_stats.py)."""
-    from .device_stats import device_stats
-
     for layer in layers:
         for p in layer.params:
-            t = p.native
-            if t is not None and t.device.type not in ("cpu", "meta"):
-                p.tensor.device_stats = (lambda per_unit, t=t, axis=p.tensor.unit_axis:
-                                         device_stats(t, per_unit, axis))
+            if p.native is not None:
+                _stats_on_device(p, p.native)
+
+
+def _stats_on_device(p: Param, t) -> None:
+    from .device_stats import device_stats
+
+    if t.device.type not in ("cpu", "meta"):
+        p.tensor.device_stats = (lambda per_unit, t=t, axis=p.tensor.unit_axis: device_stats(t, per_unit, axis))
 
 
 def _p(mod_name: str, pname: str, role: str, t, unit_axis: int = 0) -> Param:

@@ -26,6 +26,14 @@ class ModelConfig:
     activation: str | None = None
     tie_word_embeddings: bool | None = None
     other_ranges: tuple[float, ...] = ()  # initializer_range of sub-configs that differ (vision_config...)
+    initializer_factor: float | None = None  # T5's factor scaling (its family has no initializer_range)
+    head_dim: int | None = None  # T5's d_kv: its query projection is scaled by 1/√d_kv on top of 1/√fan_in
+
+    @property
+    def factor_scaled(self) -> bool:
+        """T5 and its descendants draw every matrix N(0, factor/√fan_in), the query N(0, factor/√(fan_in·d_kv))
+        and embeddings N(0, factor): ``initializer_factor`` instead of ``initializer_range``."""
+        return self.model_type in FACTOR_SCALED_TYPES and bool(self.initializer_factor)
 
     @property
     def zero_centered_norms(self) -> bool:
@@ -38,6 +46,8 @@ class ModelConfig:
             out.append(f"model_type {self.model_type}")
         if self.initializer_range:
             out.append(f"initializer_range {self.initializer_range:g}")
+        if self.factor_scaled:
+            out.append(f"initializer_factor {self.initializer_factor:g}")
         if self.layers:
             out.append(f"{self.layers} layers")
         if self.activation:
@@ -45,6 +55,10 @@ class ModelConfig:
         if self.tie_word_embeddings is not None:
             out.append("tied embeddings" if self.tie_word_embeddings else "untied embeddings")
         return out
+
+
+# model types whose _init_weights is T5's factor scaling (transformers' T5PreTrainedModel and its copies)
+FACTOR_SCALED_TYPES = frozenset({"t5", "mt5", "umt5", "longt5", "switch_transformers", "udop", "pop2piano"})
 
 
 def config_path(model_path: str) -> str | None:
@@ -118,4 +132,11 @@ def config_from_dict(data: dict, path: str) -> ModelConfig:
         activation=first(_ACT_KEYS, str),
         tie_word_embeddings=tie if isinstance(tie, bool) else None,
         other_ranges=others,
+        initializer_factor=_positive(merged.get("initializer_factor")),
+        head_dim=merged.get("d_kv") if isinstance(merged.get("d_kv"), int) and merged.get("d_kv") > 0 else None,
     )
+
+
+def _positive(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1e3 \
+        else None

@@ -292,6 +292,10 @@ def detect_convention(model: Model, config: ModelConfig | None) -> Convention | 
     different fan pairs — so the shared scale is not one fan-derived scheme's coincidence.
     """
     blocks = config.layers if config is not None and config.layers else _block_count(model)
+    if config is not None and config.factor_scaled:
+        return Convention(f"t5_factor({config.initializer_factor:g})", config.initializer_factor,
+                          f"{config.path} (model_type {config.model_type}, initializer_factor)", blocks,
+                          fan_scaled=True, head_dim=config.head_dim)
     if config is not None and config.initializer_range:
         return Convention(f"normal({config.initializer_range:g})", config.initializer_range,
                           f"{config.path} (initializer_range)", blocks, config.other_ranges)
@@ -347,7 +351,7 @@ def _expectation(layer: Layer, convention: Convention | None) -> Expectation | N
     follows = None
     if convention is not None and st.rms > 0:
         tol = 4.0 * log_std_se(st.finite) + 0.01
-        for name, s in convention.variants().items():
+        for name, s in convention.variants(layer.fan_in).items():
             if abs(math.log(st.rms / s)) <= tol:
                 follows = name
                 lo, hi = min(lo, s), max(hi, s)

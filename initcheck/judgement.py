@@ -34,14 +34,21 @@ class Convention:
     source: str  # "config.json (initializer_range)", "weights (N of M matrices)", "user"
     layers: int | None = None  # blocks, for σ/√(2L) residual scaling
     other_sigmas: tuple[float, ...] = ()  # sub-models' own ranges (SAM's vision encoder: 1e-10)
+    fan_scaled: bool = False  # T5's factor scaling: σ/√fan_in for matrices (σ = initializer_factor)
+    head_dim: int | None = None  # T5's d_kv: the query is σ/√(fan_in·d_kv)
 
-    def variants(self) -> dict[str, float]:
-        """Stds this convention gives: σ itself, torch's uncorrected 2σ-truncated draw, residual-scaled
-        σ/√(2L) (GPT-2, Megatron) and σ/√L."""
+    def variants(self, fan_in: int | None = None) -> dict[str, float]:
+        """Stds this convention gives a layer: σ itself, torch's uncorrected 2σ-truncated draw,
+        residual-scaled σ/√(2L) (GPT-2, Megatron) and σ/√L; under T5's factor scaling also σ/√fan_in and
+        the query's σ/√(fan_in·d_kv) (σ itself is then the embeddings')."""
         from .schemes import TRUNCATED_NORMAL_STD_FACTOR
 
         out = {f"N(0, {self.sigma:g})": self.sigma,
                f"trunc_normal(std={self.sigma:g}, ±2σ)": self.sigma * TRUNCATED_NORMAL_STD_FACTOR}
+        if self.fan_scaled and fan_in:
+            out[f"N(0, {self.sigma:g}/√fan_in)"] = self.sigma / fan_in ** 0.5
+            if self.head_dim:
+                out[f"N(0, {self.sigma:g}/√(fan_in·{self.head_dim}))"] = self.sigma / (fan_in * self.head_dim) ** 0.5
         if self.layers:
             out[f"N(0, {self.sigma:g}/√(2·{self.layers}))"] = self.sigma / (2 * self.layers) ** 0.5
             out[f"N(0, {self.sigma:g}/√{self.layers})"] = self.sigma / self.layers ** 0.5

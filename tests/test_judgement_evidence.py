@@ -416,3 +416,32 @@ def test_a_zero_router_over_fused_experts_is_info_a_zero_matrix_elsewhere_an_err
         model["mlp"].proj.weight.zero_()
     report = initcheck.check(_save(model, tmp_path / "moe2.safetensors"))
     assert ("IC002", "error", "mlp.proj") in _findings(report)
+
+
+def test_t5_factor_scaling_from_config_json(tmp_path):
+    """T5's init: N(0, f/√fan_in) for k, v, o, wi, wo, N(0, f/√(fan_in·d_kv)) for q, N(0, f) embeddings,
+    read from config.json's model_type and initializer_factor; q is 8× under LeCun and needs no excuse."""
+    torch.manual_seed(9)
+    d, d_kv, heads, ff = 256, 64, 4, 1024
+    sd = {"shared.weight": torch.randn(1000, d)}
+    for i in range(2):
+        pre = f"encoder.block.{i}.layer"
+        sd[f"{pre}.0.SelfAttention.q.weight"] = torch.randn(heads * d_kv, d) / math.sqrt(d * d_kv)
+        for name in ("k", "v"):
+            sd[f"{pre}.0.SelfAttention.{name}.weight"] = torch.randn(heads * d_kv, d) / math.sqrt(d)
+        sd[f"{pre}.0.SelfAttention.o.weight"] = torch.randn(d, heads * d_kv) / math.sqrt(heads * d_kv)
+        sd[f"{pre}.1.DenseReluDense.wi.weight"] = torch.randn(ff, d) / math.sqrt(d)
+        sd[f"{pre}.1.DenseReluDense.wo.weight"] = torch.randn(d, ff) / math.sqrt(ff)
+    folder = tmp_path / "t5"
+    folder.mkdir()
+    _save(sd, folder / "model.safetensors")
+    (folder / "config.json").write_text(json.dumps({"model_type": "t5", "initializer_factor": 1.0, "d_kv": d_kv,
+                                                    "num_layers": 2, "d_model": d}))
+    report = initcheck.check(str(folder))
+    assert report.model.verdict.convention is not None and report.model.verdict.convention.fan_scaled
+    q = next(layer for layer in report.layers if layer.name == "encoder.block.0.layer.0.SelfAttention.q")
+    assert q.judgement.expectation.convention == "N(0, 1/√(fan_in·64))"
+    assert _findings(report) == []
+    sd["encoder.block.1.layer.0.SelfAttention.q.weight"] *= 10  # ×10 off the query's own law
+    _save(sd, folder / "model.safetensors")
+    assert any(layer == "encoder.block.1.layer.0.SelfAttention.q" for _, _, layer in _findings(initcheck.check(str(folder))))

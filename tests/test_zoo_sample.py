@@ -25,10 +25,7 @@ SAMPLE = [e.name for lib, n in PER_LIBRARY.items() for e in zoo.sample(n, seed=0
 FORMATS = ("memory", "tensor_only")
 
 # (model, what) -> why it fails today; `what` is a format (stock errors) or "fault/format"
-KNOWN = {
-    ("transformers/udop", "memory"): "IC103 on the patch-embedding convs of UDOP's own init",
-    ("transformers/udop", "tensor_only"): "IC103 on the patch-embedding convs of UDOP's own init",
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 _RECORDS: dict[str, dict] = {}
 

@@ -95,12 +95,18 @@ def _convention_factor(layer: Layer, model: Model) -> float | None:
     st = layer.weight.stats
     if conv is None or st is None or not st.rms > 0:
         return None
-    return min(math.exp(abs(math.log(st.rms / s))) for s in conv.variants().values())
+    return min(math.exp(abs(math.log(st.rms / s))) for s in conv.variants(layer.fan_in).values())
 
 
 def _unit_normal(layer: Layer) -> bool:
+    """N(0, 1) exactly, or trunc_normal_'s default arguments (std 1 cut at ±2, whose std is 0.88)."""
+    from ..schemes import TRUNCATED_NORMAL_STD_FACTOR
+
     fp = layer.analysis.get("fingerprint") or {}
-    return fp.get("scheme") == "normal" and fp.get("scheme_std") == 1.0
+    if fp.get("scheme") != "normal" or fp.get("scheme_std") is None:
+        return False
+    unit = 1.0 if fp.get("distribution") != "truncated_normal" else TRUNCATED_NORMAL_STD_FACTOR
+    return abs(fp["scheme_std"] - unit) < 1e-3
 
 
 def _fix_text(layer: Layer, framework: str) -> str:
@@ -191,7 +197,9 @@ def _scale_findings(model: Model, options: RuleOptions, want: str | None, known:
         if severity == "error" and _unit_normal(layer):
             # N(0, 1) exactly is a convention (unit scaling, whose ops divide by √fan_in) as well as the
             # classic normal_() without std: loud, but not an error without the graph to tell them apart
-            severity, why = "warning", "N(0, 1) exactly: torch.nn.init.normal_'s default std, or unit scaling"
+            severity, why = "warning", ("N(0, 1) exactly: torch.nn.init.normal_'s default std, or unit scaling"
+                                        if (layer.analysis.get("fingerprint") or {}).get("distribution") != "truncated_normal"
+                                        else "trunc_normal_'s default arguments (std 1, cut at ±2), or unit scaling")
         a = layer.analysis
         st = layer.weight.stats
         lo, hi = layer.judgement.expectation.band

@@ -76,14 +76,20 @@ def _structure_key(layer: Layer) -> tuple:
     (``stages.#.blocks.#.mlp.fc2``): the same role in every stage, whatever the stage's width. A Keras
     path's components get their counter, 0 when they have none."""
     name = _KERAS_FIRST.sub(lambda m: m.group(1) + "_0", layer.name) if "/" in layer.name else layer.name
-    return layer.kind, _ANY_INDEX.sub("#", name)
+    return layer.kind, _ANY_INDEX.sub("#", name), _form(layer)
+
+
+def _form(layer: Layer) -> tuple[bool, ...]:
+    """Which axes have size 1: a depthwise kernel (C, 1, 3, 3), a pointwise (O, I, 1, 1) and a 3×3 conv
+    are told apart even where a weights-only file calls them all conv2d."""
+    return tuple(d == 1 for d in layer.shape)
 
 
 def _module_key(layer: Layer) -> tuple:
     """Kind and the module's own name, the name's last component (``down_proj``, ``se.conv_reduce`` keeps
     only ``conv_reduce``): a weaker grouping, for layers their structure leaves alone."""
     parts = [p for p in re.split(r"[./]", layer.name) if p and not p.isdigit()]
-    return layer.kind, "…" + (parts[-1] if parts else layer.name)
+    return layer.kind, "…" + (parts[-1] if parts else layer.name), _form(layer)
 
 
 def cousin_groups(model: Model) -> dict[tuple, tuple[list[Layer], list[Layer]]]:

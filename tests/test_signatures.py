@@ -502,6 +502,24 @@ def test_writes_go_through_the_parametrization(kind, tmp_path):
     np.testing.assert_allclose((g * v / v.norm(dim=1, keepdim=True)).numpy(), new, rtol=1e-5, atol=1e-7)
 
 
+def test_exported_program_keeps_originals_in_plain_modules(tmp_path):
+    """torch.export turns the parametrization containers into plain modules holding original0/1: the
+    weight is still judged as its effective value (from the tensors), not as g and v."""
+    torch = pytest.importorskip("torch")
+
+    import initcheck
+
+    model = _parametrize("weight_norm")
+    path = tmp_path / "wn.pt2"
+    torch.export.save(torch.export.export(model, (torch.zeros(1, WIDTH),)), str(path))
+    report = initcheck.check(str(path), trust=True)
+    matrices = {la.name: la for la in report.model.layers if len(la.shape) == 2}
+    assert set(matrices) == {str(i) for i in range(0, 2 * DEPTH, 2)}, sorted(matrices)
+    for i in range(0, 2 * DEPTH, 2):
+        assert matrices[str(i)].weight.stats.std == pytest.approx(float(_effective(model, i).std()), rel=1e-4)
+        assert matrices[str(i)].attrs["parametrization"] == "weight_norm"
+
+
 def test_weight_norm_over_other_dims_and_conv_layout():
     """g of shape (1, in, 1, 1) (dim=1, as for transposed convolutions) and a scalar g (dim=None):
     the tensor-only effective weight equals torch's."""

@@ -59,8 +59,9 @@ def layers_from_module(root) -> list[Layer]:
         made = _classify(mod_name, module, fresh)
         for layer in made:
             for prm in layer.params:
-                key = storage_key(fresh[prm.name.rpartition(".")[2]])
-                seen[key] = prm
+                leaf = prm.name.rpartition(".")[2]
+                if leaf in fresh:  # not an effective weight computed from stored originals (_infer)
+                    seen[storage_key(fresh[leaf])] = prm
             effective.mark(layer)
         layers.extend(made)
     _on_device(layers)
@@ -315,5 +316,8 @@ def _infer(mod_name: str, params: dict) -> list[Layer]:
     layers = layers_from_tensors({k: tensor_ref(v) for k, v in full.items()})
     for layer in layers:
         for p in layer.params:
-            p.assign, p.native = assigner(full[p.name]), full[p.name]
+            if p.name in full:
+                p.assign, p.native = assigner(full[p.name]), full[p.name]
+            # else: an effective weight computed from stored originals (a torch.export program keeps a
+            # parametrization's originals in a plain module): read-only, no framework tensor behind it
     return layers

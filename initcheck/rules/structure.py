@@ -137,6 +137,13 @@ def _norm_role(name: str) -> str:
     return "".join(p if i in keep else re.sub(r"\d+", "#", p) for i, p in enumerate(parts))
 
 
+def _coarse_norm_role(name: str) -> str:
+    """Every number replaced (``conv1_kxk.bn`` and ``conv2_kxk.bn`` are one role): blocks of two kinds zero
+    different norms, each its last (GerNet's basic blocks zero ``conv2_kxk.bn``, its bottlenecks
+    ``conv3_1x1.bn``)."""
+    return "~" + re.sub(r"\d+", "#", name)
+
+
 def _zeroed_norm_roles(model: Model) -> set[str]:
     """Norm roles (``_norm_role``) zero in at least two norms and a third of the role's norms: one role
     zeroed across the blocks is the zero-init-residual pattern (ResNet ``zero_init_last``, CSP Darknet,
@@ -147,13 +154,32 @@ def _zeroed_norm_roles(model: Model) -> set[str]:
         st = layer.weight.stats
         if layer.kind not in NORM_KINDS or layer.weight.role != "scale" or st is None or not st.finite:
             continue
-        role = _norm_role(layer.name)
-        if st.zero_fraction == 1.0:
-            zero[role] = zero.get(role, 0) + 1
-        else:
-            other[role] = other.get(role, 0) + 1
+        for role in (_norm_role(layer.name), _coarse_norm_role(layer.name)):
+            if st.zero_fraction == 1.0:
+                zero[role] = zero.get(role, 0) + 1
+            else:
+                other[role] = other.get(role, 0) + 1
     # blocks that downsample have no residual to zero: a role may keep a few nonzero members
-    return {role for role, n in zero.items() if n >= 2 and 3 * n >= n + other.get(role, 0)}
+    roles = {role for role, n in zero.items() if n >= 2 and 3 * n >= n + other.get(role, 0)}
+    # or one zero norm in each of several blocks, whichever it is (GerNet zeroes each block's last norm:
+    # conv2_kxk.bn in its basic blocks, conv3_1x1.bn in its bottlenecks)
+    per_block: dict[str, int] = {}
+    for layer in model.layers:
+        st = layer.weight.stats
+        if layer.kind in NORM_KINDS and layer.weight.role == "scale" and st is not None and st.finite \
+                and st.zero_fraction == 1.0 and _block_of(layer.name):
+            per_block[_block_of(layer.name)] = per_block.get(_block_of(layer.name), 0) + 1
+    if len(per_block) >= 2 and all(n == 1 for n in per_block.values()):
+        roles |= set(per_block)
+    return roles
+
+
+def _block_of(name: str) -> str:
+    """The repeated block a layer sits in: its name up to its last index (``stages.1.0`` of
+    ``stages.1.0.conv2_kxk.bn``); '' when it has none."""
+    parts = re.split(r"[./]", name)
+    last = max((i for i, p in enumerate(parts[:-1]) if p.isdigit()), default=-1)
+    return "#block:" + ".".join(parts[:last + 1]) if last >= 0 else ""
 
 
 NORM_SCALE_RANGE = (0.05, 5.0)  # mean scale outside this nearly blocks or strongly amplifies the signal
@@ -165,8 +191,8 @@ NORM_SCALE_RANGE = (0.05, 5.0)  # mean scale outside this nearly blocks or stron
     """
     Batch/Layer/Group/RMS normalization layers start with scale 1 and shift 0 so that they pass a
     standardized signal. A scale of 0 blocks the signal (except deliberately at the end of a residual
-    branch, known from the graph or from the pattern of one norm role zeroed in every block and nowhere
-    nonzero: zero-init residual, reported at info), a scale of 10 amplifies it, a large shift moves every
+    branch, known from the graph or from the pattern of one norm role zeroed across the blocks, or of one
+    zeroed norm in each of several blocks: zero-init residual, reported at info), a scale of 10 amplifies it, a large shift moves every
     following ReLU. Libraries also damp branches on purpose (timm's RepVGG draws BN scales from
     N(0.1, 0.1)), and the next normalization renormalizes whatever a moderate scale did, so only scales
     that nearly block or strongly amplify are flagged: warning when the mean scale is outside [0.05, 5] or
@@ -198,7 +224,8 @@ def norm_parameters(model: Model, options: RuleOptions) -> Iterable[Finding]:
             if layer.context.residual and not layer.context.from_name("residual"):
                 yield Finding("IC203", "info", layer.name,
                               "scale is all zeros at the end of a residual branch (zero-init residual: deliberate)")
-            elif _norm_role(layer.name) in zeroed_roles:
+            elif _norm_role(layer.name) in zeroed_roles or _coarse_norm_role(layer.name) in zeroed_roles \
+                    or _block_of(layer.name) in zeroed_roles:
                 yield Finding("IC203", "info", layer.name,
                               "scale is all zeros, as in every block's norm of this role (zero-init residual "
                               "pattern: deliberate)")

@@ -349,12 +349,22 @@ COUSIN_FACTOR = math.log(3.0)  # how far, under every law, an outlier must sit
 def _cousin_findings(model: Model) -> Iterable[Finding]:
     """A layer whose std no scaling law reconciles with cousins that agree under one (planted ×10 in one
     stage of a pyramid, one SE reduction of a MobileNet initialized twice)."""
+    from .siblings import structure_key
+
     for key, (tested, group) in cousin_groups(model).items():
         members = _judgeable(model, group)
+        by_name = key[1].startswith("…")
         for m in _judgeable(model, tested):
             others = [o for o in members if o is not m]
             if len(others) < 2:
                 continue
+            if by_name and any(structure_key(o) == structure_key(m) and abs(math.log(o.weight.stats.rms /
+                                                                                   m.weight.stats.rms)) <= COUSINS_AGREE
+                               for o in others):
+                continue  # it agrees with its own sibling: namesakes elsewhere are another module, inited otherwise
+            if by_name and _plausibility(m) >= 1:
+                continue  # namesakes in another sub-model may use another common scheme (Mask2Former's Xavier
+                # decoder beside its Swin backbone's N(0, 0.02)): only an unexplained std stands out
             se = max(log_std_se(o.weight.stats.finite) for o in [m, *others])
             agree = max(COUSINS_AGREE, 2 * Z_CRIT * se)
             deviations, agreeing = [], []

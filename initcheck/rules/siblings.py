@@ -71,7 +71,7 @@ def sibling_groups(model: Model) -> dict[tuple, list[Layer]]:
 _ANY_INDEX = _INDEX
 
 
-def _structure_key(layer: Layer) -> tuple:
+def structure_key(layer: Layer) -> tuple:
     """The layer's place in the repeated structure: kind, and its name with every index replaced by '#'
     (``stages.#.blocks.#.mlp.fc2``): the same role in every stage, whatever the stage's width. A Keras
     path's components get their counter, 0 when they have none."""
@@ -107,7 +107,7 @@ def cousin_groups(model: Model) -> dict[tuple, tuple[list[Layer], list[Layer]]]:
     matrices = [layer for layer in model.layers if layer.is_matrix]
     by_structure: dict[tuple, list[Layer]] = {}
     for layer in matrices:
-        by_structure.setdefault(_structure_key(layer), []).append(layer)
+        by_structure.setdefault(structure_key(layer), []).append(layer)
     structure = {k: v for k, v in by_structure.items() if len(v) >= 3}
     groups = {k: (v, v) for k, v in structure.items()}
     grouped = {id(layer) for members in structure.values() for layer in members}

@@ -159,6 +159,27 @@ def _routed_experts(model: Model, layer: Layer) -> int:
     return 0
 
 
+def _beside_sampling_offsets(model: Model, layer: Layer) -> str | None:
+    """The sampling-offset layer beside a zero matrix, when the pair is deformable attention: in the same
+    module, a zero matrix with a patterned bias (the offsets' grid of directions) and 2 or 3 outputs per
+    output of this one (an x, y(, z) offset per sampling point). From shapes and the module tree."""
+    if len(layer.shape) != 2 or not layer.fan_out:
+        return None
+    cut = max(layer.name.rfind("."), layer.name.rfind("/"))
+    if cut <= 0:
+        return None
+    prefix = layer.name[:cut + 1]
+    for other in model.layers:
+        st = other.weight.stats
+        if other is layer or not other.name.startswith(prefix) or "." in other.name[cut + 1:] \
+                or "/" in other.name[cut + 1:] or len(other.shape) != 2 or other.fan_in != layer.fan_in:
+            continue
+        if other.fan_out in (2 * layer.fan_out, 3 * layer.fan_out) and st is not None and st.finite \
+                and st.zero_fraction == 1.0 and _starts_from_bias(other):
+            return other.name
+    return None
+
+
 def _nonzero_residual_ends(model: Model, layer: Layer) -> int:
     """How many other residual ends are not zero, when this layer is the model's only zero one (and at
     one other is not): zero-init residual zeroes every branch's end, never just one (ALBERT's one shared
@@ -205,7 +226,11 @@ def _nonzero_siblings(model: Model, layer: Layer) -> int:
             return _nonzero(members, layer)
     for key, (tested, group) in cousin_groups(model).items():
         if layer in tested:
-            count = _nonzero(group, layer)
+            # a cousin plays the same part: a residual end like this one, or the output like this one (an
+            # MLP head's first layers share its container's name, not its part)
+            same = [m for m in group if m.context.residual == layer.context.residual
+                    and m.context.position == layer.context.position]
+            count = _nonzero(same, layer)
             return count if not key[1].startswith("…") or count >= 2 else 0
     return 0
 
@@ -239,11 +264,14 @@ def all_zero(model: Model, options: RuleOptions) -> Iterable[Finding]:
             continue
         siblings = _nonzero_siblings(model, layer)
         experts = _routed_experts(model, layer)
-        if _starts_from_bias(layer) or _feeds_softmax(layer) or experts:
+        offsets = _beside_sampling_offsets(model, layer)
+        if _starts_from_bias(layer) or _feeds_softmax(layer) or experts or offsets:
             why = ("a patterned bias: the layer starts from it (deformable-attention offsets)" if _starts_from_bias(layer)
                    else "it feeds a softmax, which starts uniform (attention weights, a router)" if _feeds_softmax(layer)
                    else f"one output per expert of its block ({experts}, known from the shapes): a router, which "
-                        "starts routing uniformly (AFMoE, ERNIE 4.5 start there)")
+                        "starts routing uniformly (AFMoE, ERNIE 4.5 start there)" if experts
+                   else f"one output per sampling point of {offsets}, the zero offsets with a patterned bias beside "
+                        "it (known from the shapes): deformable attention's weights, whose softmax starts uniform")
             if siblings:  # deliberate in every block, or nowhere: one zero among non-zero siblings was missed
                 why += f"; but {siblings} sibling(s) are not zero"
             yield Finding("IC002", "warning" if siblings else "info", layer.name,

@@ -270,8 +270,10 @@ def _convention_outliers(model: Model) -> Iterable[Finding]:
     for kind, layers in by_kind.items():
         following = [m for m in layers if m.judgement.expectation.convention]
         for m in layers:
-            if m.judgement.expectation.convention or _unit_normal(m):
-                continue  # N(0, 1) exactly is unit scaling or normal_()'s default: IC101/IC103 say so, capped
+            if m.judgement.expectation.convention or _unit_normal(m) or _plausibility(m) >= 1:
+                # N(0, 1) exactly is unit scaling or normal_()'s default (IC101/IC103 say so, capped); a layer a
+                # common scheme explains exactly is that scheme on purpose (OneFormer's Xavier query projection)
+                continue
             others = len(layers) - 1
             if len(following) < 3 or len(following) < CONVENTION_MAJORITY * others:
                 continue

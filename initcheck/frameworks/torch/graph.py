@@ -346,12 +346,29 @@ def example_inputs(module, model: Model, input_shape: tuple[int, ...] | None = N
             start = getattr(config, "decoder_start_token_id", None)
             start = start if isinstance(start, int) else 0
             kwargs["decoder_input_ids"] = torch.full((shape[0], 4), start, dtype=torch.long)
+        if name == "pixel_values" and "input_ids" in _required_parameters(module):
+            # image-and-text models (Grounding DINO's text prompt): a few token ids beside the image
+            vocab = getattr(config, "vocab_size", None) or getattr(getattr(config, "text_config", None), "vocab_size", None)
+            kwargs["input_ids"] = torch.randint(0, vocab if isinstance(vocab, int) and vocab > 1 else 2,
+                                                (shape[0], 8), generator=gen)
         if name is not None and (kwargs or name != _positional_name(module)):
             yield (), {name: x, **kwargs}, f"{name} of shape {tuple(shape)}"
         elif kwargs:
             yield (x,), kwargs, f"input of shape {tuple(shape)}"
         else:
             yield _fit_signature(module, x), {}, f"input of shape {tuple(shape)}"
+
+
+def _required_parameters(module) -> list[str]:
+    """The forward's parameters without a default."""
+    import inspect
+
+    try:
+        params = inspect.signature(module.forward).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in params if p.default is inspect.Parameter.empty
+            and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
 def _fit_signature(module, x) -> tuple:

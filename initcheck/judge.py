@@ -23,7 +23,7 @@ from .model import Layer, Model
 from .provenance import Verdict, provenance_of
 from .roles import Family, Role, adapter_role, free_role_from_name, kind_info
 from .schemes import TRUNCATED_NORMAL_STD_FACTOR, canonical_activation, expected_std, plausible_std_range
-from .significance import log_std_se
+from .significance import Z_CRIT, log_std_se
 
 if TYPE_CHECKING:  # pragma: no cover
     from .pipeline import CheckOptions
@@ -407,7 +407,22 @@ def _norm_shifts(model: Model) -> tuple[list[Layer], list[Layer]]:
               and layer.bias is not None and layer.bias.stats is not None and layer.bias.stats.finite >= 8
               and not (layer.bias.stats.nan or layer.bias.stats.inf)]
     moved = [layer for layer in shifts if layer.bias.stats.min != layer.bias.stats.max]
+    if _one_random_draw([layer.bias.stats for layer in moved]):
+        return shifts, []  # drawn at random on purpose (timm's RepVGG: N(0, 0.1) shifts), not moved by training
     return shifts, moved
+
+
+def _one_random_draw(stats: list) -> bool:
+    """Shifts that are one zero-mean draw of one std in every norm: an init (timm's RepVGG draws its
+    BatchNorm shifts N(0, 0.1)), not training, which leaves each layer's shifts at a scale of its own."""
+    if len(stats) < 3:
+        return False
+    logs = [math.log(st.std) for st in stats if st.std > 0]
+    if len(logs) != len(stats):
+        return False
+    se = max(log_std_se(st.finite) for st in stats)
+    centered = all(abs(st.mean) <= Z_CRIT * st.std / math.sqrt(st.finite) for st in stats)
+    return centered and max(logs) - min(logs) <= math.log(1.5) + 2 * Z_CRIT * se
 
 
 def _scheme_matched(layer: Layer) -> bool:

@@ -140,8 +140,11 @@ def _safetensors_model(files: list[str], path: str, fmt: str) -> Model:
     if aliases:
         notes.append("tied tensors named in the file's metadata: " +
                      ", ".join(f"{' = '.join([k, *v])}" for k, v in aliases.items()))
-    return Model(path=path, format=fmt, framework="safetensors", layers=layers_from_tensors(ordered, aliases),
-                 source_notes=notes)
+    from .frameworks.torch_layout import parametrization_notes
+
+    layers = layers_from_tensors(ordered, aliases)
+    notes += parametrization_notes(layers)
+    return Model(path=path, format=fmt, framework="safetensors", layers=layers, source_notes=notes)
 
 
 def _tied_from_metadata(tensors: dict, metadata: dict) -> tuple[dict, dict[str, list[str]]]:

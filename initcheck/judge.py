@@ -33,7 +33,8 @@ RESIDUAL_END_NAME = re.compile(
     r"(^|\.)(c_proj|o_proj|out_proj|down_proj|fc2|wo|proj|dense_4h_to_h|output\.dense|attention\.output\.dense|"
     r"mlp\.c_proj|attn\.c_proj|w2|conv3|conv2)$")
 HEAD_NAME = re.compile(r"(^|\.)(lm_head|classifier|head|fc|cls\.predictions\.decoder|score|logits)$")
-QUERY_KEY_NAME = re.compile(r"(^|\.)(q|k|query|key|q_proj|k_proj|wq|wk|to_q|to_k)$")
+QUERY_KEY_NAME = re.compile(r"(^|[./])(q|k|query|key|q_proj|k_proj|wq|wk|to_q|to_k|query_proj(ector)?|key_proj(ector)?|"
+                            r"query_dense|key_dense)$")
 
 
 def is_scale_layer(layer: Layer) -> bool:
@@ -207,7 +208,8 @@ def _terminal_by_shape(model: Model) -> None:
     the network ends: the output head. Structural evidence from the shapes, used where the graph gave no
     consumers (tensor-only files, layers a trace did not reach). Fused outputs are excluded — q/k/v
     (3E), gates (4H), gated MLPs (2×) — as is any size that is a small multiple of an input size, and
-    nothing is concluded unless exactly one layer qualifies."""
+    nothing is concluded unless exactly one layer qualifies, or up to 8 of one output size (heads on
+    several stages, summed at the end)."""
     sizes = {layer.name: _io_sizes(layer) for layer in model.layers
              if kind_info(layer.kind).family is Family.DENSE and not (layer.attrs.get("gates")
                                                                      or layer.attrs.get("projections"))}
@@ -224,9 +226,11 @@ def _terminal_by_shape(model: Model) -> None:
         if any(s[0] % i == 0 and 2 <= s[0] // i <= 8 for i in inputs if i):
             continue
         candidates.append(layer)
-    if len(candidates) == 1:
-        candidates[0].context.position = "output"
-        candidates[0].context.evidence["position"] = "shape"
+    # one head, or several heads of one output size fused at the end (EfficientViM's per-stage heads)
+    if len(candidates) == 1 or (len(candidates) <= 8 and len({sizes[c.name][0] for c in candidates}) == 1):
+        for layer in candidates:
+            layer.context.position = "output"
+            layer.context.evidence["position"] = "shape"
 
 
 def _zero_centered_from_weights(model: Model) -> None:

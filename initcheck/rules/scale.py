@@ -59,6 +59,10 @@ def _severity(factor: float, layer: Layer, direction: str, model: Model) -> tupl
         return "info", "output layer" + named + ": a small head is a common deliberate choice"
     if direction == "small" and getattr(ctx, "on_inference_path", True) is False:
         return "info", "training-only branch (not on the inference path): a small auxiliary head is deliberate"
+    if direction == "small" and ctx.activation_source in ("graph", "trace") and not ctx.consumers \
+            and not ctx.residual and kind_info(layer.kind).family is Family.DENSE:
+        return "info", "no other layer consumes its output (a head, fused with others): a small head is a common " \
+            "deliberate choice"
     if direction == "small" and _feeds_only_the_head(layer, model):
         return "info", "feeds only the output head: a small head is a common deliberate choice"
     conv = _convention_factor(layer, model)

@@ -328,6 +328,12 @@ def _matches_fixed(layer: Layer, sigma: float) -> bool:
 _BLOCK_INDEX = re.compile(r"(?<=[._/])(\d+)(?=[._/])")
 
 
+def block_index(name: str) -> int | None:
+    """The index of the block a layer sits in: the first number between separators of its name."""
+    m = _BLOCK_INDEX.search(name)
+    return int(m.group(1)) if m else None
+
+
 def _block_count(model: Model) -> int | None:
     """Repeated blocks: the most common count of distinct indices among names that differ only by one."""
     groups: dict[str, set[str]] = {}
@@ -355,7 +361,7 @@ def _expectation(layer: Layer, convention: Convention | None) -> Expectation | N
     follows = None
     if convention is not None and st.rms > 0:
         tol = 4.0 * log_std_se(st.finite) + 0.01
-        for name, s in convention.variants(layer.fan_in).items():
+        for name, s in convention.variants(layer.fan_in, block_index(layer.name)).items():
             if abs(math.log(st.rms / s)) <= tol:
                 follows = name
                 lo, hi = min(lo, s), max(hi, s)
@@ -372,11 +378,22 @@ def _recommended_family(activation: str | None) -> str:
 
 # ------------------------------------------------------------------------------------------ model verdict
 def _judged_matrices(model: Model) -> list[Layer]:
-    return [layer for layer in model.layers if layer.judgement is not None
-            and ((layer.is_matrix and layer.judgement.role in (Role.WEIGHT, Role.RECURRENT, Role.EMBEDDING))
-                 or (layer.judgement.role in (Role.PARAMETER, Role.GAIN) and layer.weight.tensor.size >= 256))
-            and layer.judgement.provenance.verdict in (Verdict.FRESH, Verdict.TRAINED, Verdict.UNDETERMINED)
-            and layer.weight.stats is not None and layer.weight.stats.min != layer.weight.stats.max]  # a constant says nothing
+    """The tensors whose provenance decides the model's: weight matrices, embeddings and large free
+    parameters; gains only in a model of free tensors alone (DISTS' α and β), since structured gains
+    (RWKV's time-mix ramps) look trained in a fresh model. A constant says nothing either way."""
+    def judged(layer: Layer, roles) -> bool:
+        return (layer.judgement is not None and layer.judgement.role in roles
+                and (layer.is_matrix or layer.judgement.role not in (Role.WEIGHT, Role.RECURRENT, Role.EMBEDDING))
+                and (layer.judgement.role not in (Role.PARAMETER, Role.GAIN) or layer.weight.tensor.size >= 256)
+                # structured (orthogonal, identity) is a fresh init's sign, counted against training
+                and layer.judgement.provenance.verdict in (Verdict.FRESH, Verdict.TRAINED, Verdict.UNDETERMINED,
+                                                           Verdict.STRUCTURED)
+                and layer.weight.stats is not None and layer.weight.stats.min != layer.weight.stats.max)
+
+    mats = [m for m in model.layers if judged(m, (Role.WEIGHT, Role.RECURRENT, Role.EMBEDDING, Role.PARAMETER))]
+    if any(m.judgement.role is not Role.PARAMETER for m in mats):
+        return mats
+    return [m for m in model.layers if judged(m, (Role.PARAMETER, Role.GAIN))]
 
 
 def model_verdict(model: Model, convention: Convention | None = None) -> ModelVerdict:

@@ -37,7 +37,7 @@ class Convention:
     fan_scaled: bool = False  # T5's factor scaling: σ/√fan_in for matrices (σ = initializer_factor)
     head_dim: int | None = None  # T5's d_kv: the query is σ/√(fan_in·d_kv)
 
-    def variants(self, fan_in: int | None = None) -> dict[str, float]:
+    def variants(self, fan_in: int | None = None, depth: int | None = None) -> dict[str, float]:
         """Stds this convention gives a layer: σ itself, torch's uncorrected 2σ-truncated draw,
         residual-scaled σ/√(2L) (GPT-2, Megatron) and σ/√L; under T5's factor scaling also σ/√fan_in and
         the query's σ/√(fan_in·d_kv) (σ itself is then the embeddings')."""
@@ -45,6 +45,9 @@ class Convention:
 
         out = {f"N(0, {self.sigma:g})": self.sigma,
                f"trunc_normal(std={self.sigma:g}, ±2σ)": self.sigma * TRUNCATED_NORMAL_STD_FACTOR}
+        if depth is not None and depth >= 0:
+            # depth-scaled σ/√(2(i+1)) of the i-th block's output projections (OLMo, torchtitan, timm's PE)
+            out[f"N(0, {self.sigma:g}/√(2·{depth + 1}))"] = self.sigma / (2 * (depth + 1)) ** 0.5
         if self.fan_scaled and fan_in:
             out[f"N(0, {self.sigma:g}/√fan_in)"] = self.sigma / fan_in ** 0.5
             if self.head_dim:

@@ -248,7 +248,8 @@ def _nonzero_siblings(model: Model, layer: Layer) -> int:
     residual branch (zero-init residual, Fixup)
     or a zero output head, *known from the graph*, is a known good practice and is reported at info —
     unless its siblings in the other blocks are not zero (then one block was missed: warning). A layer
-    name alone never excuses a zero matrix.
+    name alone never excuses a zero matrix, and in a trained model nothing does: training moves every
+    matrix it updates.
 
     Example: `encoder.3.fc1.weight` is all zeros, shape (512, 512).
 
@@ -265,7 +266,7 @@ def all_zero(model: Model, options: RuleOptions) -> Iterable[Finding]:
         siblings = _nonzero_siblings(model, layer)
         experts = _routed_experts(model, layer)
         offsets = _beside_sampling_offsets(model, layer)
-        if _starts_from_bias(layer) or _feeds_softmax(layer) or experts or offsets:
+        if (_starts_from_bias(layer) or _feeds_softmax(layer) or experts or offsets) and model.trained is None:
             why = ("a patterned bias: the layer starts from it (deformable-attention offsets)" if _starts_from_bias(layer)
                    else "it feeds a softmax, which starts uniform (attention weights, a router)" if _feeds_softmax(layer)
                    else f"one output per expert of its block ({experts}, known from the shapes): a router, which "
@@ -278,7 +279,7 @@ def all_zero(model: Model, options: RuleOptions) -> Iterable[Finding]:
                           f"{layer.weight.name} is all zeros, shape {tuple(layer.shape)}, with {why}",
                           data={"nonzero_siblings": siblings})
             continue
-        if deliberate_zero(layer):
+        if deliberate_zero(layer) and model.trained is None:  # in a trained model no zero is an init's design
             others = _nonzero_residual_ends(model, layer)
             severity = "warning" if siblings >= 1 or others else "info"
             why = (f" (zero end of a residual branch or head, but {siblings} sibling(s) are not zero)"

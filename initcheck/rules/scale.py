@@ -99,7 +99,9 @@ def _convention_factor(layer: Layer, model: Model) -> float | None:
     st = layer.weight.stats
     if conv is None or st is None or not st.rms > 0:
         return None
-    return min(math.exp(abs(math.log(st.rms / s))) for s in conv.variants(layer.fan_in).values())
+    from ..judge import block_index
+
+    return min(math.exp(abs(math.log(st.rms / s))) for s in conv.variants(layer.fan_in, block_index(layer.name)).values())
 
 
 def _unit_normal(layer: Layer) -> bool:

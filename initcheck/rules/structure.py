@@ -286,6 +286,12 @@ def embedding_scale(model: Model, options: RuleOptions) -> Iterable[Finding]:
         sev = "warning"
         dim = layer.shape[1] if len(layer.shape) == 2 else 1
         if not (0.002 <= st.std <= 2.0):
+            if st.std < 0.002 and layer.context.norm_after:
+                # a normalization right after undoes the scale: RWKV's small-init embedding (±1e-4, then a
+                # LayerNorm) is deliberate, and learns fast since its effective step goes as 1/‖w‖²
+                yield Finding("IC204", "info", layer.name, f"std {st.std:.3g} is below every convention, with a "
+                              "normalization right after (small-init embedding: deliberate)")
+                continue
             yield Finding("IC204", sev, layer.name, f"std {st.std:.3g} is outside the 0.002–2 of every convention",
                           fix="normal_(std=0.02) or std 1/√dim")
         elif head_aliases(layer) and st.std > 2.0 / math.sqrt(dim):

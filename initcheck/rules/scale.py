@@ -276,9 +276,11 @@ def _convention_outliers(model: Model) -> Iterable[Finding]:
     for kind, layers in by_kind.items():
         following = [m for m in layers if m.judgement.expectation.convention]
         for m in layers:
-            if m.judgement.expectation.convention or _unit_normal(m) or _plausibility(m) >= 1:
+            fan_based = (m.analysis.get("fingerprint") or {}).get("fans") not in (None, "none")
+            if m.judgement.expectation.convention or _unit_normal(m) or (_plausibility(m) >= 1 and fan_based):
                 # N(0, 1) exactly is unit scaling or normal_()'s default (IC101/IC103 say so, capped); a layer a
-                # common scheme explains exactly is that scheme on purpose (OneFormer's Xavier query projection)
+                # common fan-based scheme explains exactly is that scheme on purpose (OneFormer's Xavier query
+                # projection), while another fixed σ is no explanation in a model of one σ (GoogLeNet's ×10)
                 continue
             others = len(layers) - 1
             if len(following) < 3 or len(following) < CONVENTION_MAJORITY * others:

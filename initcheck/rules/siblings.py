@@ -13,7 +13,7 @@ _INDEX = re.compile(r"(?<=[._/])\d+(?=[._/]|$)")
 
 # Keras names the first layer of a class without a counter and the next ones name_1, name_2...: in a
 # Keras path (``decoder/attention`` and ``decoder_1/attention``) a component without a counter is index 0
-_KERAS_FIRST = re.compile(r"(?<![^/])([A-Za-z][A-Za-z_]*[A-Za-z])(?=/)")
+_KERAS_FIRST = re.compile(r"(?<![^/])([A-Za-z][A-Za-z0-9_]*[A-Za-z])(?=/)")  # digits inside: qwen3_moe_decoder
 
 
 def _keys(layer: Layer) -> list[tuple]:

@@ -288,6 +288,10 @@ def _name_context(model: Model) -> None:
 
 
 # -------------------------------------------------------------------------------------------- convention
+# a fixed σ of 0.02 is told from any fan-based std from 32 values on (fans 4/4 give 0.35 and more)
+MIN_CONVENTION_VALUES = 32
+
+
 def detect_convention(model: Model, config: ModelConfig | None) -> Convention | None:
     """The model-wide fixed-σ convention, from config.json's ``initializer_range`` or from the weights.
 
@@ -304,7 +308,7 @@ def detect_convention(model: Model, config: ModelConfig | None) -> Convention | 
         return Convention(f"normal({config.initializer_range:g})", config.initializer_range,
                           f"{config.path} (initializer_range)", blocks, config.other_ranges)
     mats = [layer for layer in model.layers if is_scale_layer(layer) or layer.kind == "embedding"]
-    mats = [m for m in mats if m.weight.stats is not None and m.weight.stats.finite >= 256
+    mats = [m for m in mats if m.weight.stats is not None and m.weight.stats.finite >= MIN_CONVENTION_VALUES
             and m.weight.stats.rms > 0 and not (m.weight.stats.nan or m.weight.stats.inf)]
     if len(mats) < 3:
         return None

@@ -14,14 +14,14 @@ from statistics import median
 from typing import Callable, Iterable
 
 from ..hints import scheme_hint
-from ..judge import is_scale_layer
+from ..judge import block_index, is_scale_layer
 from ..model import Layer, Model
 from ..report import Finding
 from ..roles import Family, kind_info
 from ..schemes import ACTIVATIONS, canonical_activation, gain, recommended_scheme
 from ..significance import Z_CRIT, log_std_se, rms_noise_band
 from . import RuleOptions, rule
-from .siblings import cousin_groups, sibling_groups
+from .siblings import cousin_groups, sibling_groups, structure_key
 
 TOLERANCE = math.sqrt(2.5)  # std factor accepted beyond the band of sound schemes
 WARN_FACTOR = math.sqrt(3.0)  # beyond the tolerant band by this (3× in variance): warning
@@ -99,8 +99,6 @@ def _convention_factor(layer: Layer, model: Model) -> float | None:
     st = layer.weight.stats
     if conv is None or st is None or not st.rms > 0:
         return None
-    from ..judge import block_index
-
     return min(math.exp(abs(math.log(st.rms / s))) for s in conv.variants(layer.fan_in, block_index(layer.name)).values())
 
 
@@ -359,8 +357,6 @@ COUSIN_FACTOR = math.log(3.0)  # how far, under every law, an outlier must sit
 def _cousin_findings(model: Model) -> Iterable[Finding]:
     """A layer whose std no scaling law reconciles with cousins that agree under one (planted ×10 in one
     stage of a pyramid, one SE reduction of a MobileNet initialized twice)."""
-    from .siblings import structure_key
-
     for key, (tested, group) in cousin_groups(model).items():
         members = _judgeable(model, group)
         by_name = key[1].startswith("…")

@@ -67,16 +67,13 @@ def sibling_groups(model: Model) -> dict[tuple, list[Layer]]:
     return groups
 
 
-# every number between separators: the block and stage indices of a repeated structure
-_ANY_INDEX = _INDEX
-
 
 def structure_key(layer: Layer) -> tuple:
     """The layer's place in the repeated structure: kind, and its name with every index replaced by '#'
     (``stages.#.blocks.#.mlp.fc2``): the same role in every stage, whatever the stage's width. A Keras
     path's components get their counter, 0 when they have none."""
     name = _KERAS_FIRST.sub(lambda m: m.group(1) + "_0", layer.name) if "/" in layer.name else layer.name
-    return layer.kind, _ANY_INDEX.sub("#", name), _form(layer)
+    return layer.kind, _INDEX.sub("#", name), _form(layer)
 
 
 def _form(layer: Layer) -> tuple[bool, ...]:

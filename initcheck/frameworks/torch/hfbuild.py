@@ -238,7 +238,7 @@ def file_state(files: list[str], trust: bool) -> dict[str, Any]:
     """Every tensor of the checkpoint files (floats and integer buffers), as torch tensors over the files'
     own bytes: no copy is made (a legacy, non-zip ``.bin`` is the exception: torch reads it whole)."""
     from ..sniff import sniff
-    from .load import _torch_load, import_torch
+    from .load import _torch_load, claim_shard_names, import_torch
 
     torch = import_torch()
     state: dict[str, Any] = {}
@@ -254,11 +254,7 @@ def file_state(files: list[str], trust: bool) -> dict[str, Any]:
             tensors = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
         else:
             raise InitcheckError(f"is {fmt}: --from-config reads safetensors and PyTorch state_dict files", path)
-        for name in tensors:
-            if name in owner:
-                raise InitcheckError(f"tensor {name!r} is in two shards ({os.path.basename(owner[name])} and "
-                                     f"{os.path.basename(path)})", path)
-            owner[name] = path
+        claim_shard_names(owner, tensors, path)
         state.update(tensors)
     return state
 

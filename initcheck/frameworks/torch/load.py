@@ -374,13 +374,18 @@ def load_bin_shards(paths: list[str], trust: bool, display_path: str) -> Model:
         obj = _torch_load(torch, p, fmt, trust)
         if not isinstance(obj, dict):
             raise InitcheckError("shard does not hold a state_dict", p)
-        for k in obj:
-            if k in owner:
-                raise InitcheckError(f"tensor {k!r} is in two shards ({os.path.basename(owner[k])} and "
-                                     f"{os.path.basename(p)}): these are not shards of one model", p)
-            owner[k] = p
+        claim_shard_names(owner, obj, p)
         merged.update(obj)
     return model_from_object(merged, display_path, trust, fmt="state_dict")
+
+
+def claim_shard_names(owner: dict[str, str], names, path: str) -> None:
+    """Record which shard holds each tensor name; a name in two shards means they are not one model's."""
+    for name in names:
+        if name in owner:
+            raise InitcheckError(f"tensor {name!r} is in two shards ({os.path.basename(owner[name])} and "
+                                 f"{os.path.basename(path)}): these are not shards of one model", path)
+        owner[name] = path
 
 
 def list_bin_shards(index_path: str) -> list[str]:
